@@ -1,0 +1,52 @@
+"""modelshield: find what is dangerous inside AI/ML model files before anyone loads them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from modelshield.engine.findings import (
+    Category,
+    Confidence,
+    Finding,
+    Location,
+    ScanIssue,
+    Severity,
+    Verdict,
+)
+from modelshield.engine.result import FileResult, FormatNode, ScanResult
+from modelshield.policy.model import Policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Category",
+    "Confidence",
+    "FileResult",
+    "Finding",
+    "FormatNode",
+    "Location",
+    "Policy",
+    "ScanIssue",
+    "ScanResult",
+    "Severity",
+    "Verdict",
+    "__version__",
+    "scan",
+]
+
+
+def scan(
+    path_or_paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    policy: Policy | None = None,
+    *,
+    compute_hash: bool = True,
+) -> ScanResult:
+    """Scan files or directories (walked recursively, identified by content) and return the result."""
+    from modelshield.engine.scanner import ScanOptions, scan_paths
+
+    if isinstance(path_or_paths, (str, os.PathLike)):
+        paths: list[str | os.PathLike[str]] = [path_or_paths]
+    else:
+        paths = list(path_or_paths)
+    return scan_paths(paths, policy=policy, options=ScanOptions(compute_hash=compute_hash))

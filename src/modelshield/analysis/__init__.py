@@ -1,0 +1,1 @@
+"""Analyses shared across formats: the pickle machine, callable verdicts, payload signatures."""

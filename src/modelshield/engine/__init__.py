@@ -1,0 +1,1 @@
+"""The scanning core: blobs, identification, dispatch, limits and the vocabulary of findings."""

@@ -1,0 +1,39 @@
+"""ScanContext: what a handler may consult while scanning one file (limits, policy, budgets)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from modelshield.engine.blob import Blob
+from modelshield.engine.findings import Location
+from modelshield.engine.limits import Limits, LimitExceeded
+from modelshield.policy.model import Policy
+
+
+@dataclass
+class ScanContext:
+    """Per-file state shared by every handler that runs on that file and its members."""
+
+    limits: Limits
+    policy: Policy
+    depth: int = 0
+    expanded_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def where(self, blob: Blob, **position: object) -> Location:
+        """A location inside `blob` (offset=, opcode_index=, opcode=, detail=)."""
+        return Location(chain=blob.chain, **position)  # type: ignore[arg-type]
+
+    def count_expanded(self, n: int) -> None:
+        """Account for decompressed bytes; the whole file's expansion is bounded."""
+        self.expanded_bytes += n
+        if self.expanded_bytes > self.limits.max_expanded_bytes_per_file:
+            raise LimitExceeded(
+                "max_expanded_bytes_per_file", self.expanded_bytes, self.limits.max_expanded_bytes_per_file
+            )
+
+    def check_time(self) -> None:
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.limits.max_seconds_per_file:
+            raise LimitExceeded("max_seconds_per_file", round(elapsed, 1), self.limits.max_seconds_per_file)

@@ -1,0 +1,99 @@
+"""Walk a blob through the format handlers: identify by content, recurse into children, capture errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from modelshield.engine.blob import Blob
+from modelshield.engine.context import ScanContext
+from modelshield.engine.findings import Finding, Location, ScanIssue
+from modelshield.engine.limits import LimitExceeded
+from modelshield.engine.result import FormatNode
+from modelshield.formats.base import FormatHandler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BlobScan:
+    """What scanning one blob and everything inside it produced."""
+
+    tree: FormatNode
+    findings: list[Finding] = field(default_factory=list)
+    issues: list[ScanIssue] = field(default_factory=list)
+
+
+def identify(blob: Blob, handlers: Sequence[FormatHandler]) -> FormatHandler | None:
+    """The first handler (most specific first) whose sniffer accepts the content."""
+    for handler in handlers:
+        if handler.sniff(blob):
+            return handler
+    return None
+
+
+class Dispatcher:
+    """Scans a blob tree. Handlers are tried in order; a failure in one blob never stops the rest."""
+
+    def __init__(self, handlers: Sequence[FormatHandler]) -> None:
+        self._handlers = tuple(handlers)
+
+    def scan(self, blob: Blob, ctx: ScanContext) -> BlobScan:
+        out = BlobScan(tree=FormatNode(name=blob.name, format="unknown", size=0))
+        out.tree = self._scan_into(blob, ctx, out)
+        return out
+
+    def _scan_into(self, blob: Blob, ctx: ScanContext, out: BlobScan) -> FormatNode:
+        try:
+            size = blob.size
+            handler = identify(blob, self._handlers)
+        except LimitExceeded as exc:
+            out.issues.append(ScanIssue("limit", str(exc), Location(blob.chain)))
+            return FormatNode(blob.name, "unreadable", 0)
+        except Exception as exc:  # noqa: BLE001 - a hostile blob must not stop the scan
+            log.debug("identify failed", exc_info=True)
+            out.issues.append(ScanIssue("error", f"could not read content: {exc!r}", Location(blob.chain)))
+            return FormatNode(blob.name, "unreadable", 0)
+        if handler is None:
+            return FormatNode(blob.name, "data", size)
+
+        children: list[FormatNode] = []
+        try:
+            for event in handler.scan(blob, ctx):
+                if isinstance(event, Finding):
+                    if event.rule_id not in ctx.policy.disabled_rules:
+                        out.findings.append(event)
+                elif isinstance(event, ScanIssue):
+                    out.issues.append(event)
+                else:
+                    children.append(self._scan_child(event, ctx, out))
+        except LimitExceeded as exc:
+            out.issues.append(
+                ScanIssue("limit", f"{handler.name}: {exc}", Location(blob.chain, detail=exc.limit))
+            )
+        except RecursionError:
+            out.issues.append(ScanIssue("error", f"{handler.name}: nesting too deep", Location(blob.chain)))
+        except Exception as exc:  # noqa: BLE001 - reported as an issue, never as clean
+            log.debug("handler %s failed", handler.name, exc_info=True)
+            out.issues.append(
+                ScanIssue("error", f"{handler.name} handler failed: {exc!r}", Location(blob.chain))
+            )
+        return FormatNode(blob.name, handler.name, size, tuple(children))
+
+    def _scan_child(self, child: Blob, ctx: ScanContext, out: BlobScan) -> FormatNode:
+        if ctx.depth + 1 > ctx.limits.max_nesting_depth:
+            out.issues.append(
+                ScanIssue(
+                    "limit",
+                    f"nesting deeper than {ctx.limits.max_nesting_depth} levels; not scanned",
+                    Location(child.chain, detail="max_nesting_depth"),
+                )
+            )
+            return FormatNode(child.name, "not-scanned", 0)
+        ctx.depth += 1
+        try:
+            ctx.check_time()
+            return self._scan_into(child, ctx, out)
+        finally:
+            ctx.depth -= 1

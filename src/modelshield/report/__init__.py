@@ -1,0 +1,1 @@
+"""Renderers of a finished ScanResult; they never see CLI flags."""

@@ -1,0 +1,11 @@
+"""The one table of rules: every rule module listed here, ids checked for duplicates at import."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from modelshield.engine.rules import Rule, build_registry
+from modelshield.rules import archive, numpy, pickle, pytorch
+
+ALL_RULES: tuple[Rule, ...] = (*pickle.RULES, *archive.RULES, *pytorch.RULES, *numpy.RULES)
+REGISTRY: Mapping[str, Rule] = build_registry(ALL_RULES)
