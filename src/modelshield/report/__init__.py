@@ -1,1 +1,25 @@
 """Renderers of a finished ScanResult; they never see CLI flags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from modelshield.engine.result import ScanResult
+
+Renderer = Callable[[ScanResult], str]
+"""Every report format is a function from a finished result to the text of the report."""
+
+REPORT_FORMATS: tuple[str, ...] = ("text", "json")
+
+
+def renderer_for(format_name: str) -> Renderer:
+    """The renderer of a report format, imported only when asked for (rich is slow to import)."""
+    if format_name == "json":
+        from modelshield.report.json import render_json
+
+        return render_json
+    if format_name == "text":
+        from modelshield.report.text import render_text
+
+        return render_text
+    raise ValueError(f"unknown report format: {format_name!r}")

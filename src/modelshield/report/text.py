@@ -1,0 +1,177 @@
+"""The text report: a per-file account of verdicts, format trees and findings for people, via rich."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from modelshield.engine.findings import Finding, ScanIssue, Severity, Verdict
+from modelshield.engine.result import FileResult, FormatNode, ScanResult
+
+DEFAULT_WIDTH = 100
+SHORT_HASH_CHARS = 12
+
+VERDICT_STYLES = {
+    Verdict.MALICIOUS: "bold red",
+    Verdict.SUSPICIOUS: "bold yellow",
+    Verdict.ERROR: "bold magenta",
+    Verdict.CLEAN: "bold green",
+}
+SEVERITY_STYLES = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+# Scanned content chooses file names, messages and evidence: control characters (terminal escapes),
+# surrogates (undecodable names) and format characters (bidi overrides) are shown as escapes instead.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Cf"})
+
+
+def render_text(result: ScanResult, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
+    """The report as text; with `color` it carries ANSI styles, without it reads the same in plain text."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        markup=False,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+    )
+    for file in result.files:
+        console.print(_file_block(file))
+        console.print()
+    for issue in result.input_issues:
+        console.print(_issue_block(issue))
+    console.print(_summary_line(result))
+    # rich pads trees and tables to the console width; trailing blanks only get in the way of a diff.
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could act on a terminal replaced by a visible escape."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
+        for char in text
+    )
+
+
+def human_size(size: int) -> str:
+    """A byte count as people read it: 512 B, 1.5 KiB, 3.2 GiB."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _file_block(file: FileResult) -> RenderableType:
+    verdict = file.verdict
+    header = Text.assemble(
+        (f"{verdict.value.upper():<10}", VERDICT_STYLES[verdict]),
+        " ",
+        (printable(file.path), "bold"),
+        ("  " + human_size(file.size), "dim"),
+        ("  sha256 " + _short_hash(file.sha256), "dim"),
+    )
+    parts: list[RenderableType] = [header, _indented(_format_tree(file.tree))]
+    findings = sorted(file.findings, key=lambda finding: finding.severity, reverse=True)
+    parts.extend(_indented(_finding_block(finding)) for finding in findings)
+    parts.extend(_indented(_issue_block(issue)) for issue in file.issues)
+    return Group(*parts)
+
+
+def _indented(renderable: RenderableType) -> Padding:
+    return Padding(renderable, (0, 0, 0, 2), expand=False)
+
+
+def _short_hash(sha256: str | None) -> str:
+    if sha256 is None:
+        return "not computed"
+    return sha256[:SHORT_HASH_CHARS] + "…"
+
+
+def _format_tree(root: FormatNode) -> Tree:
+    tree = Tree(_format_label(root), guide_style="dim")
+    _add_children(tree, root)
+    return tree
+
+
+def _add_children(branch: Tree, node: FormatNode) -> None:
+    for child in node.children:
+        _add_children(branch.add(_format_label(child)), child)
+
+
+def _format_label(node: FormatNode) -> Text:
+    return Text.assemble(
+        (node.format, "cyan"), " ", printable(node.name), ("  " + human_size(node.size), "dim")
+    )
+
+
+def _finding_block(finding: Finding) -> RenderableType:
+    headline = Text.assemble(
+        (finding.severity.value.upper(), SEVERITY_STYLES[finding.severity]),
+        " ",
+        (finding.rule_id, "bold"),
+        f"  {printable(finding.message)}",
+    )
+    details = _details(
+        ("at", finding.location.render()),
+        ("evidence", finding.evidence),
+        ("remediation", finding.remediation),
+        ("references", ", ".join(finding.references)),
+    )
+    return Group(headline, _indented(details))
+
+
+def _issue_block(issue: ScanIssue) -> RenderableType:
+    headline = Text.assemble(
+        ("NOT SCANNED", VERDICT_STYLES[Verdict.ERROR]),
+        f" ({printable(issue.kind)})  ",
+        printable(issue.message),
+    )
+    return Group(headline, _indented(_details(("at", issue.location.render()))))
+
+
+def _details(*rows: tuple[str, str]) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        if value:
+            grid.add_row(f"{label}:", printable(value))
+    return grid
+
+
+def _summary_line(result: ScanResult) -> Text:
+    counts = dict.fromkeys(Verdict, 0)
+    for file in result.files:
+        counts[file.verdict] += 1
+    by_verdict = ", ".join(
+        f"{counts[verdict]} {verdict.value}"
+        for verdict in (Verdict.MALICIOUS, Verdict.SUSPICIOUS, Verdict.ERROR, Verdict.CLEAN)
+    )
+    return Text.assemble(
+        "Verdict: ",
+        (result.verdict.value.upper(), VERDICT_STYLES[result.verdict]),
+        f" — {_count(len(result.files), 'file')} ({by_verdict}), "
+        f"{_count(len(result.findings), 'finding')}, {result.duration_seconds:.2f} s",
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
