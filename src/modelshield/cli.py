@@ -1,0 +1,222 @@
+"""The `modelshield` command: parse arguments, call the scanning API, render a report, exit with a code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelshield import __version__
+from modelshield.engine.findings import Severity
+from modelshield.engine.result import FileResult, ScanResult
+from modelshield.errors import ModelShieldError, UsageError
+from modelshield.policy.model import Policy
+
+EXIT_OK = 0
+"""Nothing at or above the --fail-on threshold, and every file was fully scanned."""
+EXIT_FINDINGS = 1
+"""At least one finding at or above the --fail-on threshold."""
+EXIT_SCAN_ERROR = 2
+"""No finding at or above the threshold, but some file was not fully scanned (never reported as 0)."""
+EXIT_USAGE = 3
+"""Bad arguments, a missing path or an unwritable output file; nothing was judged."""
+
+FAIL_ON_CHOICES = ("critical", "high", "medium", "low")
+DEFAULT_FAIL_ON = "medium"
+
+
+def exit_code_for(result: ScanResult, fail_on: Severity) -> int:
+    """Findings at or above the threshold win; otherwise an incomplete scan is an error, never a pass."""
+    if result.has_findings_at_or_above(fail_on):
+        return EXIT_FINDINGS
+    if not result.fully_scanned:
+        return EXIT_SCAN_ERROR
+    return EXIT_OK
+
+
+@contextmanager
+def _usage_errors_exit_with_usage_code() -> Iterator[None]:
+    # click exits 2 on usage errors; 2 means "not fully scanned" here, so its errors are renumbered.
+    try:
+        yield
+    except click.UsageError as exc:
+        exc.exit_code = EXIT_USAGE
+        raise
+
+
+class _ModelShieldGroup(click.Group):
+    """A click group whose usage errors (at any level) exit with EXIT_USAGE."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _usage_errors_exit_with_usage_code():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_errors_exit_with_usage_code():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_ModelShieldGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="modelshield", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Static security scanner for AI/ML model files: nothing scanned is ever loaded."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Write the report to this file (atomically) instead of standard output.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON_CHOICES, case_sensitive=False),
+    default=DEFAULT_FAIL_ON,
+    show_default=True,
+    help="Exit 1 when a finding has this severity or worse.",
+)
+@click.option("--no-hash", is_flag=True, help="Do not compute SHA-256 of each file (reported as null).")
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    report_format: str,
+    output: str | None,
+    fail_on: str,
+    no_hash: bool,
+) -> None:
+    """Scan model files and directories (walked recursively); files are identified by content."""
+    threshold = Severity(fail_on.lower())
+    try:
+        if output is not None:
+            _check_writable(output)
+        result = _run_scan(paths, Policy(fail_on=threshold), compute_hash=not no_hash)
+        _deliver(result, report_format, output)
+    except UsageError as exc:
+        click.echo(f"modelshield: error: {exc}", err=True)
+        ctx.exit(EXIT_USAGE)
+    except ModelShieldError as exc:
+        click.echo(f"modelshield: error: {exc}", err=True)
+        ctx.exit(EXIT_SCAN_ERROR)
+    except KeyboardInterrupt:
+        click.echo("modelshield: interrupted; not every file was scanned", err=True)
+        ctx.exit(EXIT_SCAN_ERROR)
+    ctx.exit(exit_code_for(result, threshold))
+
+
+def _run_scan(paths: Sequence[str], policy: Policy, *, compute_hash: bool) -> ScanResult:
+    from modelshield.engine.scanner import ScanOptions, expand_paths, scan_paths
+
+    targets = list(expand_paths(paths))
+    options = ScanOptions(compute_hash=compute_hash)
+    if not (targets and sys.stderr.isatty()):
+        return scan_paths(paths, policy=policy, options=options, targets=targets)
+    with _progress_bar(len(targets)) as advance:
+        return scan_paths(paths, policy=policy, options=options, targets=targets, on_file=advance)
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[FileResult], None]]:
+    # Imported here: rich costs more start-up time than everything else a small scan needs.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("scan", total=total)
+        yield lambda _file: progress.advance(task)
+
+
+def _deliver(result: ScanResult, report_format: str, output: str | None) -> None:
+    if report_format == "json":
+        from modelshield.report.json import render_json
+
+        text = render_json(result)
+    else:
+        from modelshield.report.text import render_text
+
+        to_terminal = output is None and sys.stdout.isatty()
+        color = to_terminal and "NO_COLOR" not in os.environ
+        text = render_text(result, color=color, width=_width(to_terminal))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    _write_atomically(Path(output), text)
+    click.echo(f"modelshield: report written to {output} (verdict: {result.verdict.value})", err=True)
+
+
+def _width(to_terminal: bool) -> int:
+    from modelshield.report.text import DEFAULT_WIDTH
+
+    if not to_terminal:
+        return DEFAULT_WIDTH
+    import shutil
+
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def _check_writable(output: str) -> None:
+    """Fail before scanning rather than lose a long scan's report to a typo in the output path."""
+    target = Path(output)
+    directory = target.parent
+    if target.is_dir():
+        raise UsageError(f"output is a directory: {output}")
+    if not directory.is_dir():
+        raise UsageError(f"output directory does not exist: {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory is not writable: {directory}")
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Readers of `target` see the old report or the whole new one, never half of it."""
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o666 & ~_current_umask())
+        os.replace(temp_name, target)
+    except BaseException as exc:
+        with suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="modelshield")
