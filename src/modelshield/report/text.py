@@ -64,9 +64,13 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(
-        f"\\u{ord(char):04x}" if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char
-        for char in text
+        _escape(char) if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char for char in text
     )
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def human_size(size: int) -> str:

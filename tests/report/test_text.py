@@ -1,0 +1,96 @@
+"""The text report: readable without color, complete, and safe to print whatever a file contains."""
+
+from __future__ import annotations
+
+from modelshield.engine.findings import Location, ScanIssue
+from modelshield.engine.result import FileResult, FormatNode, ScanResult
+from modelshield.report.text import human_size, printable, render_text
+from modelshield.rules.pickle import DANGEROUS_CALL
+
+DANGEROUS = DANGEROUS_CALL.at(
+    Location(("model.pt", "archive/data.pkl"), opcode_index=4, opcode="REDUCE"),
+    "os.system is called when the pickle is loaded",
+    evidence="os.system('true')",
+)
+MALICIOUS_FILE = FileResult(
+    path="model.pt",
+    size=2048,
+    sha256="0123456789abcdef" * 4,
+    tree=FormatNode("model.pt", "zip", 2048, (FormatNode("archive/data.pkl", "pickle", 300),)),
+    findings=(DANGEROUS,),
+    issues=(ScanIssue("limit", "member too large", Location(("model.pt", "archive/big.bin"))),),
+)
+CLEAN_FILE = FileResult("ok.npy", 128, None, FormatNode("ok.npy", "numpy", 128), (), ())
+
+
+def make_result(*files: FileResult) -> ScanResult:
+    return ScanResult(files, "0.1.0", "2026-01-01T00:00:00+00:00", 0.25)
+
+
+def test_plain_text_has_no_escape_sequences() -> None:
+    text = render_text(make_result(MALICIOUS_FILE, CLEAN_FILE))
+    assert "\x1b" not in text
+
+
+def test_color_output_is_styled() -> None:
+    assert "\x1b[" in render_text(make_result(MALICIOUS_FILE), color=True)
+
+
+def test_file_block_shows_verdict_path_short_hash_and_format_tree() -> None:
+    text = render_text(make_result(MALICIOUS_FILE, CLEAN_FILE))
+    assert "MALICIOUS  model.pt" in text
+    assert "sha256 0123456789ab…" in text
+    assert "zip model.pt" in text
+    assert "└── pickle archive/data.pkl" in text
+    assert "CLEAN      ok.npy" in text
+    assert "sha256 not computed" in text
+
+
+def test_finding_shows_severity_rule_message_location_evidence_and_remediation() -> None:
+    text = render_text(make_result(MALICIOUS_FILE), width=400)
+    assert "CRITICAL PICKLE-DANGEROUS-CALL  os.system is called when the pickle is loaded" in text
+    assert f"at:          {DANGEROUS.location.render()}" in text
+    assert "evidence:    os.system('true')" in text
+    assert f"remediation: {DANGEROUS_CALL.remediation}" in text
+
+
+def test_issues_are_shown_as_not_scanned() -> None:
+    text = render_text(make_result(MALICIOUS_FILE))
+    assert "NOT SCANNED (limit)  member too large" in text
+    assert "model.pt › archive/big.bin" in text
+
+
+def test_summary_line_gives_overall_verdict_and_counts() -> None:
+    last_line = render_text(make_result(MALICIOUS_FILE, CLEAN_FILE)).rstrip("\n").splitlines()[-1]
+    assert last_line.startswith("Verdict: MALICIOUS — 2 files (1 malicious, 0 suspicious, 0 error, 1 clean)")
+    assert "1 finding," in last_line
+
+
+def test_no_line_ends_in_blanks() -> None:
+    text = render_text(make_result(MALICIOUS_FILE, CLEAN_FILE))
+    assert all(line == line.rstrip() for line in text.splitlines())
+
+
+def test_terminal_controls_in_scanned_content_are_escaped() -> None:
+    hostile = "evil\x1b]0;owned\x07\u202e.pkl"
+    file = FileResult(hostile, 1, None, FormatNode(hostile, "data", 1), (), ())
+    text = render_text(make_result(file))
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert printable(hostile) in text
+    assert printable(hostile) == "evil\\u001b]0;owned\\u0007\\u202e.pkl"
+
+
+def test_undecodable_file_names_do_not_break_output() -> None:
+    name = "weights-\udcff.bin"
+    file = FileResult(name, 1, None, FormatNode(name, "data", 1), (), ())
+    text = render_text(make_result(file))
+    text.encode("utf-8")
+    assert "weights-\\udcff.bin" in text
+
+
+def test_human_size() -> None:
+    assert human_size(0) == "0 B"
+    assert human_size(1023) == "1023 B"
+    assert human_size(1536) == "1.5 KiB"
+    assert human_size(5 * 1024**3) == "5.0 GiB"
+    assert human_size(5 * 1024**4) == "5120.0 GiB"
