@@ -1,0 +1,10 @@
+"""The one ordered tuple of format handlers: most specific first, generic containers and pickle last."""
+
+from __future__ import annotations
+
+from modelshield.formats import numpy
+from modelshield.formats.base import FormatHandler
+
+HANDLERS: tuple[FormatHandler, ...] = (
+    numpy,
+)
