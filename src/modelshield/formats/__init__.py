@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from modelshield.formats import numpy
+from modelshield.formats import mlflow, numpy
 from modelshield.formats.base import FormatHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
     numpy,
+    mlflow,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from modelshield.engine.rules import Rule, build_registry
-from modelshield.rules import archive, numpy, pickle, pytorch
+from modelshield.rules import archive, mlflow, numpy, pickle, pytorch
 
-ALL_RULES: tuple[Rule, ...] = (*pickle.RULES, *archive.RULES, *pytorch.RULES, *numpy.RULES)
+ALL_RULES: tuple[Rule, ...] = (*pickle.RULES, *archive.RULES, *pytorch.RULES, *numpy.RULES, *mlflow.RULES)
 REGISTRY: Mapping[str, Rule] = build_registry(ALL_RULES)
