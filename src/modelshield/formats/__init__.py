@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from modelshield.formats import mlflow, numpy
+from modelshield.formats import compressed, mlflow, numpy, zip
 from modelshield.formats.base import FormatHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
     numpy,
     mlflow,
+    zip,
+    *compressed.HANDLERS,
 )

@@ -1,0 +1,376 @@
+"""Single-stream compressors (gzip, bz2, xz, lzma-alone, zstd, zlib) and the bounded decompressing
+reader that these handlers and the archive handlers share."""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import zstandard
+
+from modelshield.engine.blob import Blob, BufferBlob, StreamBlob
+from modelshield.engine.context import ScanContext
+from modelshield.engine.findings import Finding, Location, ScanIssue
+from modelshield.engine.limits import LimitExceeded, MiB
+from modelshield.formats.base import ScanEvent
+from modelshield.rules.archive import BOMB
+
+INPUT_CHUNK = 64 * 1024
+OUTPUT_CHUNK = 1 * MiB
+BOMB_SIZE_FLOOR = 8 * MiB
+"""Expansion below this many bytes is never called a bomb, whatever the ratio (tiny runs of zeros)."""
+
+RATIO_LIMIT = "max_expansion_ratio"
+
+
+class StreamDecoder(Protocol):
+    """The common shape of bz2/lzma decompressor objects (zlib is adapted to it)."""
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class ZlibDecoder:
+    """zlib.decompressobj behind the bz2/lzma interface, so one loop drives every codec."""
+
+    def __init__(self, wbits: int) -> None:
+        self._inflater = zlib.decompressobj(wbits)
+        self._needs_input = True
+
+    @property
+    def needs_input(self) -> bool:
+        return self._needs_input
+
+    @property
+    def eof(self) -> bool:
+        return self._inflater.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._inflater.unused_data
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        out = self._inflater.decompress(self._inflater.unconsumed_tail + data, max(0, max_length))
+        self._needs_input = not self._inflater.unconsumed_tail and (max_length < 0 or len(out) < max_length)
+        return out
+
+
+@dataclass
+class ExpansionRecord:
+    """What the readers of one compressed stream learned; the container reads it after the child scan."""
+
+    compressed_size: int
+    most_produced: int = 0
+    reached_end: bool = False
+    overflowed: bool = False
+    truncated: bool = False
+    limit_hit: LimitExceeded | None = None
+
+
+def check_expansion(ctx: ScanContext, record: ExpansionRecord, produced: int) -> None:
+    """Raise (and remember) when `produced` bytes from this stream cross a ratio or size bound."""
+    limits = ctx.limits
+    if produced > BOMB_SIZE_FLOOR and produced > record.compressed_size * limits.max_expansion_ratio:
+        record.limit_hit = LimitExceeded(
+            RATIO_LIMIT,
+            produced,
+            int(record.compressed_size * limits.max_expansion_ratio),
+            f"{record.compressed_size} compressed bytes expand past {produced} bytes "
+            f"(ratio above {limits.max_expansion_ratio:g})",
+        )
+        raise record.limit_hit
+    if produced > limits.max_member_bytes:
+        record.limit_hit = LimitExceeded("max_member_bytes", produced, limits.max_member_bytes)
+        raise record.limit_hit
+
+
+class DecompressingReader:
+    """A sequential reader over decoded chunks that accounts every byte against the scan's limits.
+
+    With `output_cap` it stops at that many bytes, as zip loaders stop at a member's declared size.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        ctx: ScanContext,
+        record: ExpansionRecord,
+        output_cap: int | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self._ctx = ctx
+        self._record = record
+        self._cap = output_cap
+        self._buffer = bytearray()
+        self._produced = 0
+        self._returned = 0
+        self._done = False
+
+    def _pull(self) -> bool:
+        if self._done:
+            return False
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self._done = True
+            self._record.reached_end = True
+            return False
+        except LimitExceeded as exc:
+            self._record.limit_hit = exc
+            raise
+        if self._cap is not None and self._produced + len(chunk) > self._cap:
+            chunk = chunk[: self._cap - self._produced]
+            self._record.overflowed = True
+            self._done = True
+        self._produced += len(chunk)
+        self._record.most_produced = max(self._record.most_produced, self._produced)
+        try:
+            self._ctx.count_expanded(len(chunk))
+        except LimitExceeded as exc:
+            self._record.limit_hit = exc
+            raise
+        check_expansion(self._ctx, self._record, self._produced)
+        self._buffer += chunk
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        wanted = None if n is None or n < 0 else n
+        while (wanted is None or len(self._buffer) < wanted) and self._pull():
+            self._ctx.check_time()
+        take = len(self._buffer) if wanted is None else min(wanted, len(self._buffer))
+        out = bytes(self._buffer[:take])
+        del self._buffer[:take]
+        self._returned += take
+        return out
+
+    def readinto(self, target: bytearray | memoryview) -> int:
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def tell(self) -> int:
+        return self._returned
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._done = True
+        self._buffer.clear()
+
+    def __enter__(self) -> DecompressingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def decode_chunks(
+    source: BinaryIO,
+    make_decoder: Callable[[], StreamDecoder],
+    record: ExpansionRecord,
+    next_member: Callable[[bytes], bool] | None = None,
+) -> Iterator[bytes]:
+    """Decoded chunks of at most OUTPUT_CHUNK bytes; `next_member` says whether leftover input after
+    one stream's end starts another stream (gzip, bz2 and xz files may hold several)."""
+    decoder = make_decoder()
+    pending = b""
+    while True:
+        if decoder.needs_input:
+            data = pending or source.read(INPUT_CHUNK)
+            pending = b""
+            if not data:
+                record.truncated = not decoder.eof
+                return
+        else:
+            data = b""
+        out = decoder.decompress(data, OUTPUT_CHUNK)
+        if out:
+            yield out
+        if decoder.eof:
+            leftover = decoder.unused_data or source.read(INPUT_CHUNK)
+            if next_member is None or not leftover or not next_member(leftover):
+                return
+            decoder = make_decoder()
+            pending = leftover
+
+
+def zstd_chunks(source: BinaryIO) -> Iterator[bytes]:
+    """Decoded zstd chunks; zstandard's stream reader bounds each read, so one frame cannot explode."""
+    with zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True, closefd=False) as reader:
+        while chunk := reader.read(OUTPUT_CHUNK):
+            yield chunk
+
+
+def drain(reader: DecompressingReader, ctx: ScanContext) -> None:
+    """Read a stream to its end (or to the first limit) to finish measuring its expansion."""
+    while reader.read(OUTPUT_CHUNK):
+        ctx.check_time()
+
+
+def expansion_events(
+    container: Blob, ctx: ScanContext, record: ExpansionRecord, what: str
+) -> Iterator[Finding | ScanIssue]:
+    """A bomb finding when the ratio was crossed, and an issue for any stream not read to its end."""
+    hit = record.limit_hit
+    if hit is None:
+        if record.truncated:
+            yield ScanIssue("truncated", f"{what} ends before its end-of-stream marker", ctx.where(container))
+        return
+    if hit.limit == RATIO_LIMIT:
+        yield BOMB.at(
+            ctx.where(container, detail=what),
+            f"{what}: {record.compressed_size} bytes expand to more than {hit.value} bytes",
+            evidence=f"ratio above {ctx.limits.max_expansion_ratio:g}; decompression stopped",
+        )
+    yield ScanIssue("limit", f"{what} not fully scanned: {hit}", Location(container.chain, detail=hit.limit))
+
+
+@dataclass(frozen=True)
+class CompressedFormat:
+    """One single-stream compressor: how to recognise it and how to decode it."""
+
+    name: str
+    element: str
+    recognise: Callable[[bytes], bool]
+    open_chunks: Callable[[BinaryIO, ExpansionRecord], Iterator[bytes]]
+    version: str = "1"
+
+    def sniff(self, blob: Blob) -> bool:
+        return self.recognise(blob.head(64))
+
+    def scan(self, blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+        record = ExpansionRecord(compressed_size=blob.size)
+
+        def open_reader() -> DecompressingReader:
+            return DecompressingReader(self.open_chunks(blob.stream(), record), ctx, record)
+
+        yield StreamBlob(open_reader, 0, blob.child_chain(self.element), ctx.limits.max_materialized_bytes)
+        if record.limit_hit is None and not record.reached_end:
+            try:
+                with open_reader() as reader:
+                    drain(reader, ctx)
+            except LimitExceeded:
+                pass  # recorded in `record`; reported below
+        yield from expansion_events(blob, ctx, record, f"{self.name} stream")
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _is_gzip(head: bytes) -> bool:
+    return len(head) >= 10 and head[:3] == b"\x1f\x8b\x08" and head[3] & 0xE0 == 0
+
+
+def _gzip_follows(leftover: bytes) -> bool:
+    return leftover.startswith(GZIP_MAGIC)
+
+
+def _gzip_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+    return decode_chunks(source, lambda: ZlibDecoder(16 + zlib.MAX_WBITS), record, _gzip_follows)
+
+
+def _is_bzip2(head: bytes) -> bool:
+    return (
+        len(head) >= 10
+        and head[:3] == b"BZh"
+        and 0x31 <= head[3] <= 0x39
+        and head[4:10] in (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
+    )
+
+
+def _bzip2_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+    return decode_chunks(source, bz2.BZ2Decompressor, record, lambda rest: rest.startswith(b"BZh"))
+
+
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+def _xz_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+    return decode_chunks(
+        source, lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), record, lambda rest: rest.startswith(XZ_MAGIC)
+    )
+
+
+def _plausible_lzma_dictionary(size: int) -> bool:
+    # Writers use 2**n or 2**n + 2**(n-1); liblzma accepts 4 KiB up to 1.5 GiB.
+    if not 4096 <= size <= 3 << 29:
+        return False
+    return size & (size - 1) == 0 or (size // 3) & (size // 3 - 1) == 0 and size % 3 == 0
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    if len(head) < 14 or head[0] >= 9 * 5 * 5:
+        return False
+    dictionary, declared = struct.unpack_from("<IQ", head, 1)
+    if not _plausible_lzma_dictionary(dictionary):
+        return False
+    if declared != 0xFFFF_FFFF_FFFF_FFFF and declared >= 1 << 48:
+        return False
+    try:
+        lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, 64)
+    except lzma.LZMAError:
+        return False
+    return True
+
+
+def _lzma_alone_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+    return decode_chunks(source, lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE), record)
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _zstd_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+    return zstd_chunks(source)
+
+
+def _is_zlib(head: bytes) -> bool:
+    if len(head) < 3:
+        return False
+    cmf, flg = head[0], head[1]
+    if cmf & 0x0F != 8 or cmf >> 4 > 7 or (cmf << 8 | flg) % 31 or flg & 0x20:
+        return False
+    try:
+        zlib.decompressobj().decompress(head, 64)
+    except zlib.error:
+        return False
+    return True
+
+
+def _zlib_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+    return decode_chunks(source, lambda: ZlibDecoder(zlib.MAX_WBITS), record)
+
+
+GZIP = CompressedFormat("gzip", "gzip-decompressed", _is_gzip, _gzip_chunks)
+BZIP2 = CompressedFormat("bzip2", "bzip2-decompressed", _is_bzip2, _bzip2_chunks)
+XZ = CompressedFormat("xz", "xz-decompressed", lambda head: head.startswith(XZ_MAGIC), _xz_chunks)
+LZMA_ALONE = CompressedFormat("lzma", "lzma-decompressed", _is_lzma_alone, _lzma_alone_chunks)
+ZSTD = CompressedFormat("zstd", "zstd-decompressed", lambda head: head.startswith(ZSTD_MAGIC), _zstd_chunks)
+ZLIB = CompressedFormat("zlib", "zlib-decompressed", _is_zlib, _zlib_chunks)
+
+HANDLERS: tuple[CompressedFormat, ...] = (GZIP, BZIP2, XZ, ZSTD, LZMA_ALONE, ZLIB)
+"""In sniffing order: unambiguous magics first, the heuristic lzma-alone and zlib checks last."""
+
+
+def compressed_view(blob: Blob, offset: int, length: int, element: str) -> BufferBlob:
+    """Part of a blob as a zero-copy buffer (a stream parent is materialised within its limit first)."""
+    if isinstance(blob, BufferBlob):
+        return blob.slice(offset, length, element)
+    return BufferBlob(blob.view()[offset : offset + length], blob.child_chain(element))
