@@ -46,7 +46,8 @@ def _usage_errors_exit_with_usage_code() -> Iterator[None]:
     try:
         yield
     except click.UsageError as exc:
-        exc.exit_code = EXIT_USAGE
+        # click reads the code from the instance when exiting; typeshed calls it a class variable.
+        exc.exit_code = EXIT_USAGE  # type: ignore[misc]
         raise
 
 
