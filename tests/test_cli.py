@@ -320,3 +320,25 @@ def test_text_report_shows_verdict_path_and_format(benign_pickle: Path) -> None:
     assert result.stdout.startswith("CLEAN")
     assert str(benign_pickle) in result.stdout
     assert "\x1b" not in result.stdout
+
+
+def test_empty_directory_exits_ok_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = invoke("scan", str(tmp_path / "empty"))
+    assert result.exit_code == EXIT_OK
+    assert "no files found" in result.stderr
+
+
+def test_terminal_without_unicode_gets_a_report_not_a_crash(tmp_path: Path, benign_pickle: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "modelshield", "scan", str(benign_pickle)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="ascii",
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == EXIT_OK, completed.stderr
+    assert "Verdict: CLEAN" in completed.stdout

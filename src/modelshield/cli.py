@@ -132,6 +132,8 @@ def _run_scan(paths: Sequence[str], policy: Policy, *, compute_hash: bool) -> Sc
     from modelshield.engine.scanner import ScanOptions, expand_paths, scan_paths
 
     targets = list(expand_paths(paths))
+    if not targets:
+        click.echo("modelshield: warning: no files found under the given paths", err=True)
     options = ScanOptions(compute_hash=compute_hash)
     if not (targets and sys.stderr.isatty()):
         return scan_paths(paths, policy=policy, options=options, targets=targets)
@@ -163,10 +165,23 @@ def _deliver(result: ScanResult, report_format: str, output: str | None) -> None
         color = to_terminal and "NO_COLOR" not in os.environ
         text = render_text(result, color=color, width=_width(to_terminal))
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(_encodable(text, sys.stdout.encoding), nl=False)
         return
     _write_atomically(Path(output), text)
     click.echo(f"modelshield: report written to {output} (verdict: {result.verdict.value})", err=True)
+
+
+def _encodable(text: str, encoding: str | None) -> str:
+    """A terminal that cannot show `›` or a tree guide gets `?` rather than a crash after the scan."""
+    if not encoding:
+        return text
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return text.encode(encoding, errors="replace").decode(encoding)
+    except LookupError:
+        pass
+    return text
 
 
 def _width(to_terminal: bool) -> int:
