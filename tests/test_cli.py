@@ -16,10 +16,12 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
+import modelshield
 from modelshield import __version__
 from modelshield.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_ERROR, EXIT_USAGE, cli, exit_code_for
 from modelshield.engine.findings import Category, Confidence, Finding, Location, ScanIssue, Severity
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
+from modelshield.report import REPORT_FORMATS, renderer_for
 
 # Loading this would run `os.system("true")`; the scanner must flag it without loading it.
 MALICIOUS_PICKLE = b"cos\nsystem\n(S'true'\ntR."
@@ -342,3 +344,16 @@ def test_terminal_without_unicode_gets_a_report_not_a_crash(tmp_path: Path, beni
     )
     assert completed.returncode == EXIT_OK, completed.stderr
     assert "Verdict: CLEAN" in completed.stdout
+
+
+@pytest.mark.parametrize("report_format", REPORT_FORMATS)
+def test_every_report_format_is_offered_and_renders(benign_pickle: Path, report_format: str) -> None:
+    result = invoke("scan", "--format", report_format, str(benign_pickle))
+    assert result.exit_code == EXIT_OK
+    assert benign_pickle.name in result.stdout
+    assert benign_pickle.name in renderer_for(report_format)(modelshield.scan(benign_pickle))
+
+
+def test_unknown_report_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown report format"):
+        renderer_for("sarif-next")

@@ -17,6 +17,7 @@ from modelshield.engine.findings import Severity
 from modelshield.engine.result import FileResult, ScanResult
 from modelshield.errors import ModelShieldError, UsageError
 from modelshield.policy.model import Policy
+from modelshield.report import REPORT_FORMATS
 
 EXIT_OK = 0
 """Nothing at or above the --fail-on threshold, and every file was fully scanned."""
@@ -80,7 +81,7 @@ def cli() -> None:
 @click.option(
     "--format",
     "report_format",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(REPORT_FORMATS),
     default="text",
     show_default=True,
     help="Report format.",
