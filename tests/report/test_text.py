@@ -80,6 +80,14 @@ def test_terminal_controls_in_scanned_content_are_escaped() -> None:
     assert printable(hostile) == "evil\\u001b]0;owned\\u0007\\u202e.pkl"
 
 
+def test_line_breaks_in_scanned_content_cannot_fake_report_lines() -> None:
+    hostile = "evil.pkl\nCLEAN      trusted.pkl"
+    file = FileResult(hostile, 1, None, FormatNode(hostile, "data", 1), (), ())
+    text = render_text(make_result(file))
+    assert not any(line.startswith("CLEAN") for line in text.splitlines())
+    assert "evil.pkl\\nCLEAN" in text
+
+
 def test_undecodable_file_names_do_not_break_output() -> None:
     name = "weights-\udcff.bin"
     file = FileResult(name, 1, None, FormatNode(name, "data", 1), (), ())
