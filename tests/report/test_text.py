@@ -84,7 +84,7 @@ def test_line_breaks_in_scanned_content_cannot_fake_report_lines() -> None:
     hostile = "evil.pkl\nCLEAN      trusted.pkl"
     file = FileResult(hostile, 1, None, FormatNode(hostile, "data", 1), (), ())
     text = render_text(make_result(file))
-    assert not any(line.startswith("CLEAN") for line in text.splitlines())
+    assert not any(line.startswith("CLEAN      trusted.pkl") for line in text.splitlines())
     assert "evil.pkl\\nCLEAN" in text
 
 
