@@ -1,0 +1,304 @@
+"""PyTorch zip checkpoints (torch.save since 1.6): the records torch.load reads, and what it never reads."""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from modelshield.analysis.pickle_values import GlobalRef
+from modelshield.analysis.pickle_vm import PickleMachine
+from modelshield.engine.blob import Blob
+from modelshield.engine.context import ScanContext
+from modelshield.engine.findings import Location, ScanIssue, Severity
+from modelshield.engine.limits import DEFAULT_LIMITS, LimitExceeded
+from modelshield.formats.base import ScanEvent
+from modelshield.formats.zip_reader import (
+    STORED,
+    SUPPORTED_METHODS,
+    NotAZipError,
+    ZipArchive,
+    ZipMember,
+    looks_like_zip,
+    member_blobs,
+    member_element,
+    read_member_bytes,
+    read_zip,
+    zip_findings,
+)
+from modelshield.policy.model import Policy
+from modelshield.rules import pytorch as rules
+
+name = "pytorch"
+version = "1"
+
+# What torch.save writes besides data.pkl and data/<key>; TorchScript adds its own (torchscript.py).
+STANDARD_RECORDS = frozenset(
+    {
+        "version",
+        ".data/version",
+        "byteorder",
+        ".format_version",
+        ".storage_alignment",
+        ".data/serialization_id",
+    }
+)
+MIN_FILE_VERSION, MAX_FILE_VERSION = 1, 64  # torch accepts a small range; anything else is hand-made
+SMALL_RECORD_BYTES = 64
+HEAD_PROBE_BYTES = 512
+
+# Bytes per element of the storage types torch.save names in persistent ids.
+STORAGE_ELEMENT_SIZES = {
+    "UntypedStorage": 1, "ByteStorage": 1, "CharStorage": 1, "BoolStorage": 1, "QUInt8Storage": 1,
+    "QInt8Storage": 1, "QUInt4x2Storage": 1, "QUInt2x4Storage": 1, "ShortStorage": 2,
+    "HalfStorage": 2, "BFloat16Storage": 2, "IntStorage": 4, "FloatStorage": 4, "QInt32Storage": 4,
+    "LongStorage": 8, "DoubleStorage": 8, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
+}  # fmt: skip
+
+_ARCHIVES: weakref.WeakKeyDictionary[Blob, ZipArchive | None] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class TorchLayout:
+    """The archive as torch's reader sees it: the directory every record is looked up under."""
+
+    archive: ZipArchive
+    prefix: str
+
+    def record(self, relative: str) -> ZipMember | None:
+        return self.archive.member(f"{self.prefix}/{relative}")
+
+    def copies(self, relative: str) -> list[ZipMember]:
+        wanted = f"{self.prefix}/{relative}".lower()
+        return [m for m in self.archive.members if m.name.lower() == wanted]
+
+    def relative(self, member: ZipMember) -> str | None:
+        start = f"{self.prefix}/"
+        return member.name[len(start) :] if member.name.startswith(start) else None
+
+
+def sniff_archive(blob: Blob) -> ZipArchive | None:
+    """The parsed zip for sniffers (cached per blob, so several zip layouts can ask cheaply)."""
+    if blob in _ARCHIVES:
+        return _ARCHIVES[blob]
+    archive = None
+    if looks_like_zip(blob):
+        try:
+            archive = read_zip(blob, _sniff_context())
+        except (NotAZipError, LimitExceeded, ValueError, OSError):
+            archive = None
+    _ARCHIVES[blob] = archive
+    return archive
+
+
+def _sniff_context() -> ScanContext:
+    return ScanContext(limits=DEFAULT_LIMITS, policy=Policy())
+
+
+def torch_layout(archive: ZipArchive) -> TorchLayout | None:
+    """PyTorch's reader takes the archive directory from the first central-directory record."""
+    if not archive.members:
+        return None
+    first = archive.members[0].name
+    if "/" not in first:
+        return None
+    return TorchLayout(archive, first.split("/", 1)[0])
+
+
+def layout_for(blob: Blob) -> TorchLayout | None:
+    archive = sniff_archive(blob)
+    return torch_layout(archive) if archive is not None else None
+
+
+def sniff(blob: Blob) -> bool:
+    layout = layout_for(blob)
+    return layout is not None and layout.record("data.pkl") is not None
+
+
+def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    archive = read_zip(blob, ctx)
+    layout = torch_layout(archive)
+    yield from zip_findings(blob, ctx, archive)
+    if layout is not None:
+        yield from record_checks(blob, ctx, layout)
+        referenced = yield from storage_checks(blob, ctx, layout, "data.pkl", "data")
+        yield from unread_members(blob, ctx, layout, referenced, extra_known=())
+    yield from member_blobs(blob, ctx, archive)
+
+
+def record_checks(blob: Blob, ctx: ScanContext, layout: TorchLayout) -> Iterator[ScanEvent]:
+    """version / .data/version / byteorder, read as torch reads them; duplicate data.pkl copies."""
+    archive = layout.archive
+    version_record = layout.record(".data/version") or layout.record("version")
+    if version_record is None:
+        yield rules.MISSING_RECORD.at(
+            ctx.where(blob, detail=f"{layout.prefix}/version"),
+            "no version record: torch.save always writes one",
+        )
+    else:
+        text = _small_record(blob, ctx, version_record)
+        if (
+            text is None
+            or not re.fullmatch(r"\s*\d+\s*", text)
+            or not (MIN_FILE_VERSION <= int(text) <= MAX_FILE_VERSION)
+        ):
+            yield rules.MISSING_RECORD.at(
+                _member_location(blob, archive, version_record),
+                "version record is not a supported format version",
+                evidence=repr(text)[:80],
+            )
+    byteorder = layout.record("byteorder")
+    if byteorder is not None:
+        text = _small_record(blob, ctx, byteorder)
+        if text not in ("little", "big"):
+            yield rules.MISSING_RECORD.at(
+                _member_location(blob, archive, byteorder),
+                "byteorder record is neither 'little' nor 'big'",
+                evidence=repr(text)[:80],
+            )
+    for pickle_name in ("data.pkl", "constants.pkl"):
+        copies = layout.copies(pickle_name)
+        for extra in copies[1:]:
+            yield rules.DUPLICATE_PICKLE.at(
+                _member_location(blob, archive, extra),
+                f"{len(copies)} records named {pickle_name}: which copy torch reads depends on the reader",
+                evidence=", ".join(f"#{m.index} {m.name!r} @{m.header_offset}" for m in copies),
+            )
+
+
+def storage_checks(
+    blob: Blob, ctx: ScanContext, layout: TorchLayout, pickle_name: str, tensor_dir: str
+) -> Iterator[ScanEvent]:
+    """Persistent ids in a pickle vs the storage records present; returns the storage keys referenced.
+
+    Sizes come from the central directory: storage bytes are never read.
+    """
+    member = layout.record(pickle_name)
+    referenced: set[str] = set()
+    if member is None:
+        return referenced
+    where = _member_location(blob, layout.archive, member)
+    try:
+        data = read_member_bytes(blob, ctx, member, ctx.limits.max_materialized_bytes)
+        run = PickleMachine(memoryview(data), 0, ctx.limits).run()
+    except (ValueError, OSError) as exc:
+        yield ScanIssue("unparsed", f"storage references in {pickle_name} not checked: {exc}", where)
+        return referenced
+    for pid in run.persistent_ids[: ctx.limits.max_members_per_archive]:
+        if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] not in ("storage", b"storage"):
+            yield rules.ODD_PERSISTENT_ID.at(
+                where, "persistent id is not a torch storage reference", evidence=repr(pid)[:200]
+            )
+            continue
+        _, storage_type, key, location, numel = pid
+        if not isinstance(key, str):
+            yield rules.ODD_PERSISTENT_ID.at(where, "storage key is not a string", evidence=repr(pid)[:200])
+            continue
+        referenced.add(key)
+        record = layout.record(f"{tensor_dir}/{key}")
+        type_name = storage_type.qualname.rsplit(".", 1)[-1] if isinstance(storage_type, GlobalRef) else "?"
+        evidence = f"('storage', {type_name}, {key!r}, {location!r}, {numel!r})"
+        if record is None:
+            yield rules.MISSING_STORAGE.at(
+                where, f"storage {key!r} has no record {layout.prefix}/{tensor_dir}/{key}", evidence=evidence
+            )
+            continue
+        element = STORAGE_ELEMENT_SIZES.get(type_name)
+        if element is not None and isinstance(numel, int) and record.uncompressed_size < numel * element:
+            yield rules.MISSING_STORAGE.at(
+                _member_location(blob, layout.archive, record),
+                f"storage {key!r} needs {numel * element} bytes, its record holds {record.uncompressed_size}",
+                evidence=evidence,
+            )
+    return referenced
+
+
+def unread_members(
+    blob: Blob,
+    ctx: ScanContext,
+    layout: TorchLayout,
+    referenced: set[str],
+    extra_known: tuple[str, ...],
+) -> Iterator[ScanEvent]:
+    """Members torch.load never reads: outside the archive directory, unknown records, stray storages."""
+    for member in layout.archive.members:
+        if member.is_dir:
+            continue
+        relative = layout.relative(member)
+        if relative is not None and _is_known(relative, referenced, extra_known):
+            continue
+        what = _content_kind(blob, ctx, member)
+        severity = Severity.MEDIUM if what != "data" else Severity.LOW
+        if relative is not None and relative.startswith("data/") and what == "data":
+            message = f"storage record {member.name!r} is referenced by no tensor"
+        else:
+            message = f"{member.name!r} ({what}) is never read by torch.load"
+        yield rules.EMBEDDED_CONTENT.at(
+            _member_location(blob, layout.archive, member),
+            message,
+            severity=severity,
+            evidence=f"{member.uncompressed_size} bytes, {what}",
+        )
+
+
+def _is_known(relative: str, referenced: set[str], extra_known: tuple[str, ...]) -> bool:
+    if relative in STANDARD_RECORDS or relative == "data.pkl":
+        return True
+    if relative.startswith("data/") and relative[len("data/") :] in referenced:
+        return True
+    return any(relative == k or (k.endswith("/") and relative.startswith(k)) for k in extra_known)
+
+
+_EXECUTABLE_MAGICS = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+_ARCHIVE_MAGICS = (
+    b"PK\x03\x04",
+    b"\x1f\x8b",
+    b"7z\xbc\xaf\x27\x1c",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"\x28\xb5\x2f\xfd",
+)
+
+
+def _content_kind(blob: Blob, ctx: ScanContext, member: ZipMember) -> str:
+    """A word for what a member holds, from its first bytes (the member itself is scanned as a child)."""
+    lower = member.name.lower()
+    try:
+        head = _member_head(blob, ctx, member)
+    except (ValueError, OSError, LimitExceeded):
+        head = b""
+    if head.startswith(_EXECUTABLE_MAGICS):
+        return "executable"
+    if head.startswith(_ARCHIVE_MAGICS) or head[257:262] == b"ustar":
+        return "archive"
+    if head.startswith(b"#!"):
+        return "script"
+    if lower.endswith((".py", ".pyc", ".sh", ".so", ".dll", ".dylib", ".exe", ".bat", ".ps1")):
+        return "code"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5 or lower.endswith((".pkl", ".pickle")):
+        return "pickle"
+    return "data"
+
+
+def _member_head(blob: Blob, ctx: ScanContext, member: ZipMember) -> bytes:
+    if member.local is None or member.method not in SUPPORTED_METHODS:
+        return b""
+    if member.method == STORED:
+        start = member.local.data_offset
+        return (
+            blob.read_at(start, min(HEAD_PROBE_BYTES, member.compressed_size)) if start < blob.size else b""
+        )
+    return read_member_bytes(blob, ctx, member, HEAD_PROBE_BYTES)
+
+
+def _small_record(blob: Blob, ctx: ScanContext, member: ZipMember) -> str | None:
+    try:
+        raw = read_member_bytes(blob, ctx, member, SMALL_RECORD_BYTES)
+    except (ValueError, OSError):
+        return None
+    return raw.decode("latin1").strip()
+
+
+def _member_location(blob: Blob, archive: ZipArchive, member: ZipMember) -> Location:
+    return Location(chain=blob.child_chain(member_element(archive, member)))
