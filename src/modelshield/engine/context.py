@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from modelshield.engine.blob import Blob
 from modelshield.engine.findings import Location
-from modelshield.engine.limits import Limits, LimitExceeded
+from modelshield.engine.limits import LimitExceeded, Limits
 from modelshield.policy.model import Policy
 
 

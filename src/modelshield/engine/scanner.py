@@ -64,7 +64,9 @@ def _walk(root: Path) -> Iterator[FileTarget]:
             if (here / name).is_symlink():
                 target = (here / name).resolve()
                 if not target.is_relative_to(real_root):
-                    yield FileTarget(here / name, str(here / name), f"directory link leaves the tree: {target}")
+                    yield FileTarget(
+                        here / name, str(here / name), f"directory link leaves the tree: {target}"
+                    )
                 dirnames.remove(name)  # links inside the tree are reached by their real path anyway
         for name in sorted(filenames):
             path = here / name
@@ -111,9 +113,7 @@ class _BackgroundHash:
         return self._digest
 
 
-def scan_file(
-    target: FileTarget, dispatcher: Dispatcher, policy: Policy, options: ScanOptions
-) -> FileResult:
+def scan_file(target: FileTarget, dispatcher: Dispatcher, policy: Policy, options: ScanOptions) -> FileResult:
     """Scan one file; every failure becomes an issue of this file's result."""
     started = time.monotonic()
     if target.refusal is not None:

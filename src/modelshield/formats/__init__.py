@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from modelshield.formats import compressed, mlflow, numpy, zip
+from modelshield.formats import compressed, mlflow, numpy, pickle, pytorch_zip, zip
 from modelshield.formats.base import FormatHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
     numpy,
     mlflow,
+    pytorch_zip,
     zip,
     *compressed.HANDLERS,
+    pickle,
 )

@@ -1,0 +1,104 @@
+"""Pickle streams of any protocol (raw pickle, joblib, dill, cloudpickle): every pickle in the stream
+is run on the symbolic machine and judged; nested payloads go back to the dispatcher."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+from modelshield.analysis.callables import CallableJudge
+from modelshield.analysis.pickle_judge import judge_run
+from modelshield.analysis.pickle_vm import PickleMachine, opcode_name
+from modelshield.engine.blob import Blob, BufferBlob
+from modelshield.engine.context import ScanContext
+from modelshield.engine.findings import Location, ScanIssue
+from modelshield.engine.limits import DEFAULT_LIMITS, Limits
+from modelshield.formats.base import ScanEvent
+from modelshield.formats.joblib import joblib_inline_data
+from modelshield.rules import pickle as rules
+
+name = "pickle"
+version = "1"
+
+PROBE_BYTES = 64 * 1024
+PROBE_MIN_OPCODES = 16
+_PROBE_LIMITS = Limits(max_pickle_opcodes=4096)
+
+
+def looks_like_pickle(data: memoryview | bytes) -> bool:
+    """True when the bytes start a stream CPython's unpickler would accept as a pickle."""
+    view = memoryview(data)
+    if len(view) < 2:
+        return False
+    if view[0] == 0x80:
+        return view[1] <= 5 and (len(view) < 3 or opcode_name(view[2]) is not None)
+    if opcode_name(view[0]) is None or view[0] == ord("."):
+        return False
+    probe = view[:PROBE_BYTES]
+    try:
+        run = PickleMachine(probe, 0, _PROBE_LIMITS).run()
+    except Exception:  # noqa: BLE001 - any failure of a probe means "not a pickle"
+        return False
+    if run.stopped:
+        return not run.malformed and run.opcodes >= 2
+    truncated_by_window = len(view) > PROBE_BYTES and all(
+        a.message.endswith("(truncated pickle)") for a in run.anomalies if a.kind == "malformed"
+    )
+    return truncated_by_window and run.opcodes >= PROBE_MIN_OPCODES
+
+
+def sniff(blob: Blob) -> bool:
+    return looks_like_pickle(blob.head(PROBE_BYTES + 1))
+
+
+def _judge_for(ctx: ScanContext) -> CallableJudge:
+    cached = getattr(ctx, "_callable_judge", None)
+    if cached is None or not isinstance(cached, CallableJudge):
+        cached = CallableJudge(ctx.policy)
+        ctx._callable_judge = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def scan_pickles(
+    blob: Blob, ctx: ScanContext, *, start: int = 0, max_pickles: int | None = None
+) -> Generator[ScanEvent, None, int]:
+    """Scan consecutive pickles from `start`; returns the offset just after the last one scanned."""
+    data = blob.view()
+    judge = _judge_for(ctx)
+    limits = ctx.limits if ctx else DEFAULT_LIMITS
+    deadline = ctx.started + limits.max_seconds_per_file
+    pos = start
+    count = 0
+    while pos < len(data) and (max_pickles is None or count < max_pickles):
+        if count > 0 and not looks_like_pickle(data[pos:]):
+            break
+        if count >= limits.max_pickles_per_stream:
+            yield ScanIssue(
+                "limit",
+                f"more than {limits.max_pickles_per_stream} pickles in one stream; the rest was not scanned",
+                Location(blob.chain, offset=pos, detail="max_pickles_per_stream"),
+            )
+            return pos
+        machine = PickleMachine(data, pos, limits, deadline=deadline, inline_data=joblib_inline_data)
+        run = machine.run()
+        count += 1
+        yield from judge_run(run, blob, judge)
+        for nested in run.nested:
+            element = f"{nested.loader} payload @opcode {nested.site.opcode_index}"
+            yield BufferBlob(nested.data, blob.child_chain(element))
+        for issue in machine.issues:
+            yield ScanIssue("partial", issue, Location(blob.chain, offset=run.end))
+        pos = run.end
+        if not run.stopped:
+            break
+    return pos
+
+
+def scan(blob: Blob, ctx: ScanContext) -> Generator[ScanEvent, None, None]:
+    end = yield from scan_pickles(blob, ctx)
+    trailing = blob.size - end
+    if trailing > 0:
+        yield rules.TRAILING_DATA.at(
+            Location(blob.chain, offset=end),
+            f"{trailing} bytes follow the last pickle; pickle.load does not read them",
+            evidence=repr(blob.read_at(end, 32)),
+        )
