@@ -374,7 +374,8 @@ def read_zip(blob: Blob, ctx: ScanContext) -> ZipArchive:
     members, listing_truncated = _central_entries(blob, ctx, directory_start, cd_size, base)
     if not members and entries:
         raise NotAZipError("central directory lists no readable entry")
-    hidden = _find_hidden(blob, ctx, members, directory_start)
+    # Past a truncated listing every unlisted member would look hidden; the limit is reported instead.
+    hidden = [] if listing_truncated else _find_hidden(blob, ctx, members, directory_start)
     first_header = min(
         [m.header_offset for m in members if m.local is not None] + [h.offset for h in hidden],
         default=directory_start,
@@ -834,6 +835,7 @@ def zip_findings(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Iterator[
             evidence=blob.read_at(archive.trailing_offset, 16).hex(),
         )
     total_declared = 0
+    member_bomb = False
     for member in archive.members:
         ctx.check_time()
         where = _member_location(blob, archive, member)
@@ -848,7 +850,9 @@ def zip_findings(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Iterator[
         if member.local.raw_name != member.raw_name:
             yield from path_findings(member.local.name, where)
         yield from _link_findings(blob, ctx, member, where)
-        yield from _size_findings(blob, ctx, archive, member, where)
+        for event in _size_findings(blob, ctx, archive, member, where):
+            member_bomb = member_bomb or (isinstance(event, Finding) and event.rule_id == rules.BOMB.id)
+            yield event
         yield from _crc_findings(blob, ctx, archive, member, where)
     yield from _duplicate_findings(blob, archive)
     yield from _overlap_finding(blob, ctx, archive)
@@ -860,7 +864,8 @@ def zip_findings(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Iterator[
             evidence=f"method={header.method} compressed={header.compressed_size}",
         )
         yield from path_findings(header.name, where)
-    if total_declared > BOMB_SIZE_FLOOR and total_declared > blob.size * limits.max_expansion_ratio:
+    archive_ratio_crossed = total_declared > blob.size * limits.max_expansion_ratio
+    if not member_bomb and total_declared > BOMB_SIZE_FLOOR and archive_ratio_crossed:
         yield rules.BOMB.at(
             ctx.where(blob),
             f"members declare {total_declared} bytes in a {blob.size}-byte zip",
