@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from modelshield.formats import compressed, mlflow, numpy, pickle, pytorch_zip, zip
+from modelshield.formats import compressed, mlflow, numpy, pickle, pytorch_zip, torchscript, zip
 from modelshield.formats.base import FormatHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
     numpy,
     mlflow,
+    torchscript,
     pytorch_zip,
     zip,
     *compressed.HANDLERS,

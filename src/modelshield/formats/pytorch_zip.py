@@ -144,7 +144,7 @@ def record_checks(blob: Blob, ctx: ScanContext, layout: TorchLayout) -> Iterator
             or not (MIN_FILE_VERSION <= int(text) <= MAX_FILE_VERSION)
         ):
             yield rules.MISSING_RECORD.at(
-                _member_location(blob, archive, version_record),
+                member_location(blob, archive, version_record),
                 "version record is not a supported format version",
                 evidence=repr(text)[:80],
             )
@@ -153,7 +153,7 @@ def record_checks(blob: Blob, ctx: ScanContext, layout: TorchLayout) -> Iterator
         text = _small_record(blob, ctx, byteorder)
         if text not in ("little", "big"):
             yield rules.MISSING_RECORD.at(
-                _member_location(blob, archive, byteorder),
+                member_location(blob, archive, byteorder),
                 "byteorder record is neither 'little' nor 'big'",
                 evidence=repr(text)[:80],
             )
@@ -161,7 +161,7 @@ def record_checks(blob: Blob, ctx: ScanContext, layout: TorchLayout) -> Iterator
         copies = layout.copies(pickle_name)
         for extra in copies[1:]:
             yield rules.DUPLICATE_PICKLE.at(
-                _member_location(blob, archive, extra),
+                member_location(blob, archive, extra),
                 f"{len(copies)} records named {pickle_name}: which copy torch reads depends on the reader",
                 evidence=", ".join(f"#{m.index} {m.name!r} @{m.header_offset}" for m in copies),
             )
@@ -178,7 +178,7 @@ def storage_checks(
     referenced: set[str] = set()
     if member is None:
         return referenced
-    where = _member_location(blob, layout.archive, member)
+    where = member_location(blob, layout.archive, member)
     try:
         data = read_member_bytes(blob, ctx, member, ctx.limits.max_materialized_bytes)
         run = PickleMachine(memoryview(data), 0, ctx.limits).run()
@@ -207,7 +207,7 @@ def storage_checks(
         element = STORAGE_ELEMENT_SIZES.get(type_name)
         if element is not None and isinstance(numel, int) and record.uncompressed_size < numel * element:
             yield rules.MISSING_STORAGE.at(
-                _member_location(blob, layout.archive, record),
+                member_location(blob, layout.archive, record),
                 f"storage {key!r} needs {numel * element} bytes, its record holds {record.uncompressed_size}",
                 evidence=evidence,
             )
@@ -220,6 +220,7 @@ def unread_members(
     layout: TorchLayout,
     referenced: set[str],
     extra_known: tuple[str, ...],
+    loader: str = "torch.load",
 ) -> Iterator[ScanEvent]:
     """Members torch.load never reads: outside the archive directory, unknown records, stray storages."""
     for member in layout.archive.members:
@@ -233,9 +234,9 @@ def unread_members(
         if relative is not None and relative.startswith("data/") and what == "data":
             message = f"storage record {member.name!r} is referenced by no tensor"
         else:
-            message = f"{member.name!r} ({what}) is never read by torch.load"
+            message = f"{member.name!r} ({what}) is never read by {loader}"
         yield rules.EMBEDDED_CONTENT.at(
-            _member_location(blob, layout.archive, member),
+            member_location(blob, layout.archive, member),
             message,
             severity=severity,
             evidence=f"{member.uncompressed_size} bytes, {what}",
@@ -300,5 +301,8 @@ def _small_record(blob: Blob, ctx: ScanContext, member: ZipMember) -> str | None
     return raw.decode("latin1").strip()
 
 
-def _member_location(blob: Blob, archive: ZipArchive, member: ZipMember) -> Location:
-    return Location(chain=blob.child_chain(member_element(archive, member)))
+def member_location(
+    blob: Blob, archive: ZipArchive, member: ZipMember, detail: str | None = None
+) -> Location:
+    """Where a member is, as the chain of the child blob the zip reader makes for it."""
+    return Location(chain=blob.child_chain(member_element(archive, member)), detail=detail)
