@@ -129,6 +129,23 @@ CODE_FACTORIES = frozenset(
     }
 )
 
+# Helpers that finish a function or class stored by value; the code object finding covers them.
+CODE_STATE_SETTERS = frozenset(
+    {
+        "cloudpickle.cloudpickle._function_setstate",
+        "cloudpickle.cloudpickle_fast._function_setstate",
+        "cloudpickle.cloudpickle._class_setstate",
+        "cloudpickle.cloudpickle_fast._class_setstate",
+        "cloudpickle.cloudpickle._make_skeleton_class",
+        "cloudpickle.cloudpickle_fast._make_skeleton_class",
+        "cloudpickle.cloudpickle._make_skeleton_enum",
+        "cloudpickle.cloudpickle._fill_function",
+        "cloudpickle.cloudpickle._make_empty_cell",
+        "cloudpickle.cloudpickle._make_cell",
+        "dill._dill._create_cell",
+    }
+)
+
 # The ways pickle re-creates a plain object: (cls, base, state) / (cls, *args).
 RECONSTRUCTORS = frozenset({"copyreg._reconstructor", "copy_reg._reconstructor"})
 NEWOBJ_HELPERS = frozenset({"copyreg.__newobj__", "copyreg.__newobj_ex__", "builtins.object.__new__"})

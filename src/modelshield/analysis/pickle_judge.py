@@ -18,6 +18,7 @@ from modelshield.rules import pickle as rules
 MODELLED_CALLS = (
     fx.ATTRIBUTE_RESOLVERS | fx.MODULE_IMPORTERS | fx.NAME_RESOLVERS | fx.TYPES_GETTERS
     | fx.PARTIAL_BUILDERS | fx.MAPPERS | fx.RECONSTRUCTORS | fx.NEWOBJ_HELPERS | fx.CODE_FACTORIES
+    | fx.CODE_STATE_SETTERS
     | frozenset(fx.LOADERS)
 )  # fmt: skip
 
@@ -105,18 +106,21 @@ def judge_run(run: PickleRun, blob: Blob, judge: CallableJudge) -> Iterator[Find
                 f"Loading imports {event.qualname}, which is not on the allowlist, via {event.via}",
                 evidence=event.qualname,
             )
-    for code in run.code_objects:
-        dangerous = sorted({s for s in code.strings if s in fx.DANGEROUS_CODE_NAMES})
-        names = ", ".join(sorted(set(code.strings))[:40])
-        message = f"{code.factory} builds Python code from bytecode stored in the pickle"
+    if run.code_objects:
+        first = run.code_objects[0]
+        strings = {s for code in run.code_objects for s in code.strings}
+        factories = ", ".join(dict.fromkeys(code.factory for code in run.code_objects))
+        dangerous = sorted(strings & fx.DANGEROUS_CODE_NAMES)
+        message = f"The pickle builds Python code from bytecode it carries ({factories})"
         if dangerous:
             message += f"; the code uses {', '.join(dangerous)}"
+        names = ", ".join(sorted(strings)[:40])
         out.add(
-            code.factory + str(code.site.offset),
+            "code",
             rules.CODE_OBJECT,
-            code.site,
+            first.site,
             message,
-            evidence=f"names and constants: {names}" if names else code.factory,
+            evidence=f"names and constants: {names}" if names else factories,
             severity=Severity.CRITICAL if dangerous else None,
         )
     for anomaly in run.anomalies:

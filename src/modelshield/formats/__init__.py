@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelshield.formats import compressed, mlflow, numpy, pickle, pytorch_zip, torchscript, zip
+from modelshield.formats import compressed, mlflow, numpy, pickle, pytorch_zip, tar, torchscript, unanalysed, zip
 from modelshield.formats.base import FormatHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
@@ -11,6 +11,8 @@ HANDLERS: tuple[FormatHandler, ...] = (
     torchscript,
     pytorch_zip,
     zip,
+    tar,
     *compressed.HANDLERS,
+    *unanalysed.HANDLERS,
     pickle,
 )

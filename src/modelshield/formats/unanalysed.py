@@ -1,0 +1,87 @@
+"""Model formats this version recognises but does not analyse yet: reported as not scanned, never clean."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from modelshield.engine.blob import Blob
+from modelshield.engine.context import ScanContext
+from modelshield.engine.findings import Location, ScanIssue
+from modelshield.formats.base import ScanEvent
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_safetensors(blob: Blob) -> bool:
+    head = blob.head(16)
+    if len(head) < 10:
+        return False
+    (length,) = struct.unpack_from("<Q", head)
+    return 2 <= length <= blob.size - 8 and head[8:9] == b"{" and head[9:10] in b'"}'
+
+
+def _is_gguf(blob: Blob) -> bool:
+    head = blob.head(8)
+    if head[:4] not in (b"GGUF", b"FUGG"):
+        return False
+    le, be = struct.unpack_from("<I", head, 4)[0], struct.unpack_from(">I", head, 4)[0]
+    return 1 <= le <= 3 or 1 <= be <= 3
+
+
+def _is_hdf5(blob: Blob) -> bool:
+    # The superblock sits at 0 or after a user block of 512, 1024, 2048… bytes.
+    if blob.head(8) == _HDF5_MAGIC:
+        return True
+    return any(
+        blob.read_at(offset, 8) == _HDF5_MAGIC
+        for offset in (512, 1024, 2048, 4096)
+        if offset + 8 <= blob.size
+    )
+
+
+def _is_tflite(blob: Blob) -> bool:
+    return blob.head(8)[4:8] == b"TFL3"
+
+
+def _is_onnx(blob: Blob) -> bool:
+    # ModelProto: field 1 ir_version (varint, 3..12) then producer_name (2), graph (7) or opset (8).
+    head = blob.head(4)
+    return len(head) >= 3 and head[0] == 0x08 and 3 <= head[1] <= 12 and head[2] in (0x12, 0x1A, 0x3A, 0x42)
+
+
+def _is_xml_model(blob: Blob) -> bool:
+    head = blob.head(2048).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<") and (b"<PMML" in head or b"<net " in head)
+
+
+@dataclass(frozen=True)
+class UnanalysedFormat:
+    """A recognised format whose analysis is not in this version."""
+
+    name: str
+    label: str
+    detect: object
+    version: str = "1"
+
+    def sniff(self, blob: Blob) -> bool:
+        return bool(self.detect(blob))  # type: ignore[operator]
+
+    def scan(self, blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+        yield ScanIssue(
+            "unsupported",
+            f"{self.label} recognised, but this version of modelshield does not analyse its contents; "
+            "the file is not reported clean",
+            Location(blob.chain),
+        )
+
+
+HANDLERS = (
+    UnanalysedFormat("safetensors", "Safetensors file", _is_safetensors),
+    UnanalysedFormat("gguf", "GGUF model", _is_gguf),
+    UnanalysedFormat("hdf5", "HDF5 file (Keras H5 or other)", _is_hdf5),
+    UnanalysedFormat("tflite", "TensorFlow Lite model", _is_tflite),
+    UnanalysedFormat("onnx", "ONNX model", _is_onnx),
+    UnanalysedFormat("xml-model", "PMML or OpenVINO IR model", _is_xml_model),
+)
