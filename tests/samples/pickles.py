@@ -669,8 +669,13 @@ def _nested_grammar(marker: str) -> bytes:
     return program(call(G("lib2to3.pgen2.grammar", "Grammar.loads"), grammar, os_system(marker)), proto=4)
 
 
+def system_code(marker: str) -> str:
+    """Python source for a code object: the names it reaches (os, system) are what a scanner sees."""
+    return f"import os\nos.system({touch_shell(marker)!r})"
+
+
 def _code_bytes(marker: str) -> bytes:
-    return marshal.dumps(compile(touch_code(marker), "<payload>", "exec"))
+    return marshal.dumps(compile(system_code(marker), "<payload>", "exec"))
 
 
 @_sample("nested_marshal_function", FAMILY_LOADING_PATH,
@@ -683,7 +688,8 @@ def _marshal_function(marker: str) -> bytes:
 
 def _by_value_function(marker: str, module_name: str) -> Any:
     namespace: dict[str, Any] = {"__name__": module_name}
-    exec(f"def restore_weights():\n    {touch_code(marker)}\n", namespace)  # noqa: S102 - builds a sample
+    body = system_code(marker).replace("\n", "\n    ")
+    exec(f"def restore_weights():\n    {body}\n", namespace)  # noqa: S102 - builds a sample
     return namespace["restore_weights"]
 
 
