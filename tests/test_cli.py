@@ -27,17 +27,6 @@ from modelshield.report import REPORT_FORMATS, renderer_for
 MALICIOUS_PICKLE = b"cos\nsystem\n(S'true'\ntR."
 
 
-def handler_registered(name: str) -> bool:
-    from modelshield.formats import HANDLERS
-
-    return any(getattr(handler, "name", None) == name for handler in HANDLERS)
-
-
-needs_pickle_handler = pytest.mark.xfail(
-    not handler_registered("pickle"), reason="the pickle handler is not registered yet", strict=False
-)
-
-
 def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "modelshield", *args],
@@ -137,7 +126,6 @@ def test_json_to_a_pipe_has_no_progress_output(tmp_path: Path, benign_pickle: Pa
     jsonschema.validate(json.loads(completed.stdout), report_schema())
 
 
-@needs_pickle_handler
 def test_malicious_pickle_exits_with_findings(tmp_path: Path, malicious_pickle: Path) -> None:
     completed = run_module("scan", str(malicious_pickle), cwd=tmp_path)
     assert completed.returncode == EXIT_FINDINGS
@@ -217,7 +205,6 @@ def test_fail_on_is_case_insensitive(benign_pickle: Path) -> None:
     assert invoke("scan", "--fail-on", "HIGH", str(benign_pickle)).exit_code == EXIT_OK
 
 
-@needs_pickle_handler
 @pytest.mark.parametrize("threshold", ["critical", "high", "medium", "low"])
 def test_malicious_pickle_fails_at_every_threshold(malicious_pickle: Path, threshold: str) -> None:
     code, report = scan_json("--fail-on", threshold, str(malicious_pickle))
