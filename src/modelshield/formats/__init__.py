@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from modelshield.formats import compressed, mlflow, numpy, pickle, pytorch_zip, tar, torchscript, unanalysed, zip
+from modelshield.formats import (
+    compressed,
+    mlflow,
+    numpy,
+    pickle,
+    pytorch_legacy,
+    pytorch_zip,
+    tar,
+    torchscript,
+    unanalysed,
+    zip,
+)
 from modelshield.formats.base import FormatHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
@@ -10,6 +21,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     mlflow,
     torchscript,
     pytorch_zip,
+    pytorch_legacy,
     zip,
     tar,
     *compressed.HANDLERS,

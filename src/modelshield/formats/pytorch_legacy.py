@@ -1,0 +1,165 @@
+"""Legacy PyTorch checkpoints (torch.save before 1.6, or _use_new_zipfile_serialization=False):
+five pickles, then raw storages walked by their size headers only."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+
+from modelshield.analysis.pickle_values import GlobalRef, SymList
+from modelshield.analysis.pickle_vm import PickleMachine, PickleRun
+from modelshield.engine.blob import Blob, BufferBlob
+from modelshield.engine.context import ScanContext
+from modelshield.engine.findings import ScanIssue
+from modelshield.engine.limits import Limits
+from modelshield.formats.base import ScanEvent
+from modelshield.formats.pickle import scan_pickles
+from modelshield.formats.pytorch_zip import STORAGE_ELEMENT_SIZES
+from modelshield.rules import pytorch as rules
+
+name = "pytorch-legacy"
+version = "1"
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+PROTOCOL_VERSION = 1001
+PICKLES = ("magic number", "protocol version", "sys_info", "object", "storage keys")
+SNIFF_BYTES = 256
+SIZE_HEADER = 8
+_SNIFF_LIMITS = Limits(max_pickle_opcodes=64)
+
+
+@dataclass(frozen=True)
+class LegacyPickle:
+    """One of the five leading pickles: where it lies, what it would leave on the stack."""
+
+    run: PickleRun
+    value: object
+
+
+def sniff(blob: Blob) -> bool:
+    head = blob.head(SNIFF_BYTES)
+    try:
+        first = _run(memoryview(head), 0, _SNIFF_LIMITS)
+    except Exception:  # noqa: BLE001 - a failed probe means "not this format"
+        return False
+    return first.run.stopped and _is_int(first.value, MAGIC_NUMBER)
+
+
+def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    # Every one of the five pickles is a full unpickler load for torch.load(weights_only=False).
+    yield from scan_pickles(blob, ctx, start=0, max_pickles=len(PICKLES))
+    pickles = yield from _structure(blob, ctx)
+    if pickles is None:
+        return
+    element_sizes = _element_sizes(pickles[3].run)
+    value = pickles[4].value
+    keys = value.items if isinstance(value, SymList) else value
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        yield rules.LEGACY_HEADER.at(
+            ctx.where(blob, offset=pickles[4].run.start, detail="storage keys"),
+            "the storage-keys pickle is not a list of strings",
+            evidence=repr(value)[:200],
+        )
+        yield ScanIssue("unparsed", "storage region not walked", ctx.where(blob, offset=pickles[4].run.end))
+        return
+    yield from _walk_storages(blob, ctx, pickles[4].run.end, keys, element_sizes)
+
+
+def _structure(blob: Blob, ctx: ScanContext) -> Generator[ScanEvent, None, list[LegacyPickle] | None]:
+    """The five pickles' values (run again, symbolically, for their results only)."""
+    data = blob.view()
+    pickles: list[LegacyPickle] = []
+    pos = 0
+    for label in PICKLES:
+        if pos >= len(data):
+            break
+        item = _run(data, pos, ctx.limits)
+        if not item.run.stopped:
+            break
+        pickles.append(item)
+        pos = item.run.end
+        del label
+    if len(pickles) < len(PICKLES):
+        missing = PICKLES[len(pickles)]
+        yield rules.LEGACY_HEADER.at(
+            ctx.where(blob, offset=pos, detail=missing), f"the {missing} pickle is missing or broken"
+        )
+        yield ScanIssue("unparsed", "storage region not walked", ctx.where(blob, offset=pos))
+        return None
+    if not _is_int(pickles[1].value, PROTOCOL_VERSION):
+        yield rules.LEGACY_HEADER.at(
+            ctx.where(blob, offset=pickles[1].run.start, detail="protocol version"),
+            "protocol version is not 1001; torch.load refuses the file after unpickling it",
+            evidence=repr(pickles[1].value)[:80],
+        )
+    return pickles
+
+
+def _run(data: memoryview, start: int, limits: Limits) -> LegacyPickle:
+    machine = PickleMachine(data, start, limits)
+    run = machine.run()
+    value = machine.stack[-1] if run.stopped and machine.stack else None
+    return LegacyPickle(run, value)
+
+
+def _is_int(value: object, expected: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == expected
+
+
+def _element_sizes(run: PickleRun) -> dict[str, int | None]:
+    """Storage key → bytes per element, from ('storage', type, key, location, numel, view) ids."""
+    sizes: dict[str, int | None] = {}
+    for pid in run.persistent_ids:
+        if isinstance(pid, tuple) and len(pid) >= 4 and pid[0] == "storage" and isinstance(pid[2], str):
+            storage_type = pid[1]
+            type_name = (
+                storage_type.qualname.rsplit(".", 1)[-1] if isinstance(storage_type, GlobalRef) else ""
+            )
+            sizes.setdefault(pid[2], STORAGE_ELEMENT_SIZES.get(type_name))
+    return sizes
+
+
+def _walk_storages(
+    blob: Blob, ctx: ScanContext, start: int, keys: list[str], element_sizes: dict[str, int | None]
+) -> Iterator[ScanEvent]:
+    """Follow each storage's 8-byte element count to the next; nothing else is read."""
+    offset = start
+    for key in keys:
+        ctx.check_time()
+        element = element_sizes.get(key)
+        if element is None:
+            yield ScanIssue(
+                "unparsed",
+                f"element size of storage {key!r} unknown; storages after it not walked",
+                ctx.where(blob, offset=offset, detail=f"storage {key}"),
+            )
+            return
+        if offset + SIZE_HEADER > blob.size:
+            yield _truncated(blob, ctx, offset, key)
+            return
+        count = int.from_bytes(blob.read_at(offset, SIZE_HEADER), "little")
+        offset += SIZE_HEADER + count * element
+        if offset > blob.size:
+            yield _truncated(blob, ctx, offset, key)
+            return
+    if offset < blob.size:
+        extra = blob.size - offset
+        yield rules.LEGACY_APPENDED.at(
+            ctx.where(blob, offset=offset, detail="after the last storage"),
+            f"{extra} bytes follow the last storage",
+            evidence=blob.read_at(offset, 16).hex(" "),
+        )
+        yield _slice(blob, offset, extra, "appended data")
+
+
+def _truncated(blob: Blob, ctx: ScanContext, offset: int, key: str) -> ScanEvent:
+    return rules.LEGACY_TRUNCATED.at(
+        ctx.where(blob, offset=min(offset, blob.size), detail=f"storage {key}"),
+        f"the file ends inside storage {key!r}",
+    )
+
+
+def _slice(blob: Blob, offset: int, length: int, element: str) -> Blob:
+    if isinstance(blob, BufferBlob):
+        return blob.slice(offset, length, element)
+    return BufferBlob(blob.view()[offset : offset + length], blob.child_chain(element))
