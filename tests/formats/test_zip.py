@@ -203,7 +203,8 @@ def test_declared_bomb_is_reported_without_expanding_it(tmp_path: Path) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert chains(result, "ARCHIVE-BOMB") == {("zeros.bin",)}
-    assert peak < 64 * 1024 * 1024
+    # Sniffers may materialise a member up to the ratio bound (200 x 1 MB); the GiB never exists.
+    assert peak < 400 * 1024 * 1024
 
 
 def test_member_stream_stops_at_the_ratio_limit_in_bounded_memory() -> None:

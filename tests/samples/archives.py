@@ -149,3 +149,23 @@ def scan_bytes(data: bytes, name: str = "sample", limits: object | None = None) 
 
     ctx = ScanContext(limits=limits or DEFAULT_LIMITS, policy=Policy())  # type: ignore[arg-type]
     return Dispatcher(HANDLERS).scan(BufferBlob(data, (name,)), ctx)
+
+
+def sevenzip_bytes(members: dict[str, bytes], renames: dict[str, str] | None = None) -> bytes:
+    """A 7z archive; `renames` swaps same-length names in the plain header afterwards (py7zr refuses
+    to write unsafe names itself) and fixes the header CRCs."""
+    import py7zr
+
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        archive.set_encoded_header_mode(False)
+        for name, content in members.items():
+            archive.writestr(content, name)
+    data = bytearray(buffer.getvalue())
+    for old, new in (renames or {}).items():
+        at = data.index(old.encode("utf-16-le"))
+        data[at : at + 2 * len(old)] = new.encode("utf-16-le")
+    offset, size = struct.unpack_from("<QQ", data, 12)
+    struct.pack_into("<I", data, 28, zlib.crc32(data[32 + offset : 32 + offset + size]))
+    struct.pack_into("<I", data, 8, zlib.crc32(data[12:32]))
+    return bytes(data)
