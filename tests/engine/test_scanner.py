@@ -1,0 +1,80 @@
+"""The scan entry point: directory walking, links, hashing and recognised-but-unanalysed formats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import struct
+from pathlib import Path
+
+import pytest
+
+import modelshield
+from modelshield import Verdict
+from modelshield.errors import UsageError
+
+
+def test_directories_are_walked_and_files_identified_by_content(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "weights.txt").write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=4))
+    (tmp_path / "README.md").write_text("# a model\n")
+    result = modelshield.scan(tmp_path)
+    formats = {Path(f.path).name: f.tree.format for f in result.files}
+    assert formats == {"README.md": "data", "weights.txt": "pickle"}
+    assert result.verdict is Verdict.CLEAN
+
+
+def test_sha256_names_the_scanned_content(tmp_path: Path) -> None:
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps([1, 2, 3]))
+    file = modelshield.scan(path).files[0]
+    assert file.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert modelshield.scan(path, compute_hash=False).files[0].sha256 is None
+
+
+def test_links_out_of_the_scanned_tree_are_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.pkl"
+    outside.write_bytes(pickle.dumps(1))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "inside.pkl").write_bytes(pickle.dumps(2))
+    os.symlink(outside, tree / "escape.pkl")
+    os.symlink(tree / "inside.pkl", tree / "alias.pkl")
+    result = modelshield.scan(tree)
+    by_name = {Path(f.path).name: f for f in result.files}
+    assert by_name["escape.pkl"].verdict is Verdict.ERROR
+    assert "outside the scanned tree" in by_name["escape.pkl"].issues[0].message
+    assert by_name["alias.pkl"].verdict is Verdict.CLEAN
+    assert result.verdict is Verdict.ERROR
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        modelshield.scan(tmp_path / "nope")
+
+
+def _safetensors() -> bytes:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    return struct.pack("<Q", len(header)) + header + b"\0\0\0\0"
+
+
+@pytest.mark.parametrize(
+    ("content", "fmt"),
+    [
+        (_safetensors(), "safetensors"),
+        (b"GGUF" + struct.pack("<I", 3) + b"\0" * 16, "gguf"),
+        (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "hdf5"),
+        (b"\x1c\0\0\0TFL3" + b"\0" * 32, "tflite"),
+    ],
+)
+def test_recognised_formats_without_analysis_are_never_clean(
+    tmp_path: Path, content: bytes, fmt: str
+) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(content)
+    file = modelshield.scan(path).files[0]
+    assert file.tree.format == fmt
+    assert file.verdict is Verdict.ERROR
+    assert file.issues[0].kind == "unsupported"
