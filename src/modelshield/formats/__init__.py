@@ -12,6 +12,7 @@ from modelshield.formats import (
     sevenzip,
     tar,
     torchscript,
+    torchserve,
     unanalysed,
     zip,
 )
@@ -20,6 +21,7 @@ from modelshield.formats.base import FormatHandler
 HANDLERS: tuple[FormatHandler, ...] = (
     numpy,
     mlflow,
+    torchserve,
     torchscript,
     pytorch_zip,
     pytorch_legacy,

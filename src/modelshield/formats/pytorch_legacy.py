@@ -112,6 +112,7 @@ def _element_sizes(run: PickleRun) -> dict[str, int | None]:
     for pid in run.persistent_ids:
         if isinstance(pid, tuple) and len(pid) >= 4 and pid[0] == "storage" and isinstance(pid[2], str):
             storage_type = pid[1]
+            # element sizes are known per storage class name (torch.FloatStorage → 4)
             type_name = (
                 storage_type.qualname.rsplit(".", 1)[-1] if isinstance(storage_type, GlobalRef) else ""
             )

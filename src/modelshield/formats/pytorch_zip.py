@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from modelshield.analysis.pickle_values import GlobalRef
@@ -169,7 +169,7 @@ def record_checks(blob: Blob, ctx: ScanContext, layout: TorchLayout) -> Iterator
 
 def storage_checks(
     blob: Blob, ctx: ScanContext, layout: TorchLayout, pickle_name: str, tensor_dir: str
-) -> Iterator[ScanEvent]:
+) -> Generator[ScanEvent, None, set[str]]:
     """Persistent ids in a pickle vs the storage records present; returns the storage keys referenced.
 
     Sizes come from the central directory: storage bytes are never read.
