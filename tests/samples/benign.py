@@ -12,10 +12,10 @@ import collections
 import datetime
 import decimal
 import fractions
-import http
 import os
 import pathlib
 import pickle
+import re
 import uuid
 import warnings
 from collections.abc import Callable
@@ -614,7 +614,7 @@ def stdlib_data() -> dict[str, Any]:
         "defaultdict": collections.defaultdict(list, {"k": [1]}),
         "counter": collections.Counter("abca"),
         "deque": collections.deque([1, 2], maxlen=5),
-        "enum": http.HTTPStatus.OK,
+        "enum": re.RegexFlag.IGNORECASE,
         "uuid": uuid.UUID(int=SEED + 1),
         "path": pathlib.PurePosixPath("models/weights.bin"),
         "windows_path": pathlib.PureWindowsPath("C:/models/w.bin"),
