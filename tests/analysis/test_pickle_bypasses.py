@@ -278,6 +278,7 @@ EXPECTED.update({
     "parser_frame_too_short": Expect((_call(DANGEROUS_CALL, CRIT, "os.system"),), also=(MALFORMED,)),
     "parser_memo_get_unset": Expect((_call(DANGEROUS_CALL, CRIT, "os.system"),), also=(MALFORMED,)),
     "parser_huge_long_binput": Expect((_call(DANGEROUS_CALL, CRIT, "os.system"),)),
+    "parser_huge_declared_length": Expect((_call(DANGEROUS_CALL, CRIT, "os.system"),), also=(MALFORMED,)),
 })
 
 

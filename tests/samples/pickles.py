@@ -609,6 +609,13 @@ def _huge_binput(marker: str) -> bytes:
     return _payload_prefix(marker).long_binput(0xFFFFFFF0).stop().bytes()
 
 
+@_sample("parser_huge_declared_length", FAMILY_PARSER,
+         "payload, then BINBYTES8 declaring 2**62 bytes (a scanner that gives up on a size limit drops the "
+         "payload it already saw)")
+def _huge_declared_length(marker: str) -> bytes:
+    return _payload_prefix(marker, proto=4).pop().raw(b"\x8e" + struct.pack("<Q", 2**62) + b"tail").bytes()
+
+
 # -- Family 4: loading-path gaps (pickles inside pickles, functions by value, torch) ---------------
 
 
