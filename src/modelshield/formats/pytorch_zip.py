@@ -162,7 +162,8 @@ def record_checks(blob: Blob, ctx: ScanContext, layout: TorchLayout) -> Iterator
         for extra in copies[1:]:
             yield rules.DUPLICATE_PICKLE.at(
                 member_location(blob, archive, extra),
-                f"{len(copies)} records named {pickle_name}: which copy torch reads depends on the reader",
+                f"{len(copies)} records named {pickle_name}: zipfile reads #{copies[-1].index}, "
+                "torch's reader may pick any copy",
                 evidence=", ".join(f"#{m.index} {m.name!r} @{m.header_offset}" for m in copies),
             )
 
@@ -174,16 +175,22 @@ def storage_checks(
 
     Sizes come from the central directory: storage bytes are never read.
     """
-    member = layout.record(pickle_name)
     referenced: set[str] = set()
-    if member is None:
-        return referenced
+    for member in layout.copies(pickle_name):  # every copy: which one a reader picks is not certain
+        referenced |= yield from _storage_references(blob, ctx, layout, member, tensor_dir)
+    return referenced
+
+
+def _storage_references(
+    blob: Blob, ctx: ScanContext, layout: TorchLayout, member: ZipMember, tensor_dir: str
+) -> Generator[ScanEvent, None, set[str]]:
+    referenced: set[str] = set()
     where = member_location(blob, layout.archive, member)
     try:
         data = read_member_bytes(blob, ctx, member, ctx.limits.max_materialized_bytes)
         run = PickleMachine(memoryview(data), 0, ctx.limits).run()
     except (ValueError, OSError) as exc:
-        yield ScanIssue("unparsed", f"storage references in {pickle_name} not checked: {exc}", where)
+        yield ScanIssue("unparsed", f"storage references in {member.name} not checked: {exc}", where)
         return referenced
     for pid in run.persistent_ids[: ctx.limits.max_members_per_archive]:
         if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] not in ("storage", b"storage"):

@@ -28,7 +28,15 @@ name = "torchscript"
 version = "1"
 
 MAX_CODE_BYTES = 16 * MiB
-TORCHSCRIPT_RECORDS = ("code/", "constants.pkl", "constants/", "bytecode.pkl", ".data/")
+TORCHSCRIPT_RECORDS = (
+    "code/",
+    "constants.pkl",
+    "constants/",
+    "bytecode.pkl",
+    ".data/",
+    "traced_inputs.pkl",
+    "traced_inputs/",
+)
 
 
 def sniff(blob: Blob) -> bool:
