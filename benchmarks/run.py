@@ -1,0 +1,531 @@
+"""Speed and memory of modelshield on large model files, next to sha256sum, cat and peer scanners.
+
+Run by hand (never as a timed test):
+
+    python benchmarks/run.py --setup-peers   # once: picklescan, modelscan into benchmarks/work/peers-venv
+    python benchmarks/run.py                 # generate (cached) files, measure, write work/results.md
+
+The measuring process imports only the standard library; the test files are generated in a child
+process (torch and numpy are imported there), so the measuring process stays small. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pickle
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_WORKDIR = HERE / "work"
+PEERS_REQUIREMENTS = HERE / "requirements-peers.txt"
+GIB = 1024**3
+MIB = 1024**2
+
+# Targets from issue #2.
+TARGET_NOHASH_SECONDS = 0.2
+TARGET_NOHASH_RSS_MB = 100.0
+TARGET_HASH_RATIO = 1.1
+TARGET_STARTUP_SECONDS = 0.15
+
+TORCH_FILE = "checkpoint.pt"
+NPY_FILE = "weights.npy"
+TINY_FILE = "tiny.pkl"
+
+
+# --------------------------------------------------------------------------------------------------
+# File generators. Each writes to a temporary name and renames, so a killed run never leaves a file
+# that looks complete; a sidecar `<file>.spec.json` records what was asked for and the size written.
+
+
+def _spec_path(path: Path) -> Path:
+    return path.with_name(path.name + ".spec.json")
+
+
+def is_cached(path: Path, spec: dict[str, object]) -> bool:
+    """True when `path` was generated from the same spec and still has the size it was written with."""
+    try:
+        recorded = json.loads(_spec_path(path).read_text())
+        return bool(recorded["spec"] == spec and path.stat().st_size == recorded["size"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _record(path: Path, spec: dict[str, object]) -> None:
+    _spec_path(path).write_text(json.dumps({"spec": spec, "size": path.stat().st_size}))
+
+
+def transformer_shapes(target_bytes: int, hidden: int = 1024) -> list[tuple[str, tuple[int, ...]]]:
+    """Parameter names and shapes of a decoder-only transformer whose float32 weights are about
+    `target_bytes`: embeddings, per-layer attention/MLP matrices, biases and norms, a head."""
+    vocab = max(256, min(32000, target_bytes // (hidden * 4 * 8)))
+    ffn = hidden * 11 // 4
+    per_layer: list[tuple[str, tuple[int, ...]]] = [
+        ("input_layernorm.weight", (hidden,)),
+        ("self_attn.q_proj.weight", (hidden, hidden)),
+        ("self_attn.q_proj.bias", (hidden,)),
+        ("self_attn.k_proj.weight", (hidden, hidden)),
+        ("self_attn.k_proj.bias", (hidden,)),
+        ("self_attn.v_proj.weight", (hidden, hidden)),
+        ("self_attn.v_proj.bias", (hidden,)),
+        ("self_attn.o_proj.weight", (hidden, hidden)),
+        ("post_attention_layernorm.weight", (hidden,)),
+        ("mlp.gate_proj.weight", (ffn, hidden)),
+        ("mlp.up_proj.weight", (ffn, hidden)),
+        ("mlp.down_proj.weight", (hidden, ffn)),
+    ]
+    layer_bytes = sum(4 * _numel(shape) for _, shape in per_layer)
+    fixed_bytes = 4 * (2 * vocab * hidden + hidden)
+    layers = max(1, round((target_bytes - fixed_bytes) / layer_bytes))
+    shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (vocab, hidden))]
+    for i in range(layers):
+        shapes.extend((f"model.layers.{i}.{name}", shape) for name, shape in per_layer)
+    shapes.append(("model.norm.weight", (hidden,)))
+    shapes.append(("lm_head.weight", (vocab, hidden)))
+    return shapes
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def make_torch_checkpoint(path: Path, target_bytes: int, hidden: int = 1024) -> Path:
+    """`torch.save` of a float32 state_dict of about `target_bytes`. The tensors themselves are the
+    only large allocation: torch.save streams each storage into the zip without copying it."""
+    spec: dict[str, object] = {"kind": "torch", "target_bytes": target_bytes, "hidden": hidden}
+    if is_cached(path, spec):
+        return path
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    state_dict = {}
+    for name, shape in transformer_shapes(target_bytes, hidden):
+        t = torch.empty(shape, dtype=torch.float32)
+        t.uniform_(-0.05, 0.05, generator=gen)  # cheap, non-constant contents
+        state_dict[name] = t
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state_dict, tmp)
+    del state_dict
+    os.replace(tmp, path)
+    _record(path, spec)
+    return path
+
+
+def make_npy(path: Path, target_bytes: int, columns: int = 1024) -> Path:
+    """A float32 `.npy` of `target_bytes` of data: numpy's own header, then the data streamed in
+    64 MiB chunks, so memory stays at one chunk whatever the size."""
+    spec: dict[str, object] = {"kind": "npy", "target_bytes": target_bytes, "columns": columns}
+    if is_cached(path, spec):
+        return path
+    import numpy as np
+
+    rows = max(1, target_bytes // (4 * columns))
+    rng = np.random.default_rng(0)
+    chunk_rows = max(1, (64 * MIB) // (4 * columns))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+            "fortran_order": False,
+            "shape": (rows, columns),
+        }
+        np.lib.format.write_array_header_1_0(f, header)
+        done = 0
+        while done < rows:
+            n = min(chunk_rows, rows - done)
+            f.write(rng.standard_normal((n, columns), dtype=np.float32).tobytes())
+            done += n
+    os.replace(tmp, path)
+    _record(path, spec)
+    return path
+
+
+def make_tiny_pickle(path: Path) -> Path:
+    """A dict of a few floats: what is left is the scanner's start-up time."""
+    spec: dict[str, object] = {"kind": "tiny-pickle"}
+    if is_cached(path, spec):
+        return path
+    data = pickle.dumps({"lr": 0.001, "momentum": 0.9, "weight_decay": 0.0001, "eps": 1e-08}, protocol=4)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    _record(path, spec)
+    return path
+
+
+def generate_all(workdir: Path, target_bytes: int) -> dict[str, Path]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return {
+        TORCH_FILE: make_torch_checkpoint(workdir / TORCH_FILE, target_bytes),
+        NPY_FILE: make_npy(workdir / NPY_FILE, target_bytes),
+        TINY_FILE: make_tiny_pickle(workdir / TINY_FILE),
+    }
+
+
+def generate_in_child(workdir: Path, target_bytes: int) -> None:
+    """Generate in a separate interpreter: the 2 GiB of tensors must not inflate this process, whose
+    size would otherwise leak into children's peak RSS (see `measure`)."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--generate-only",
+        "--workdir",
+        str(workdir),
+        "--size-gib",
+        repr(target_bytes / GIB),
+    ]
+    subprocess.run(cmd, check=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Measurement.
+
+TIME_BIN = "/usr/bin/time"
+
+
+def rss_method() -> str:
+    """`time` when GNU time is installed (it forks the command from a ~2 MB process, so even tiny
+    commands are measured exactly); otherwise `wait4` (the child's own ru_maxrss from os.wait4)."""
+    return "time" if os.access(TIME_BIN, os.X_OK) else "wait4"
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    rss_kb: int
+    returncode: int
+
+
+def run_once(argv: Sequence[str], method: str, stdout_path: str | None = None) -> Run:
+    """Run `argv` once; wall time from just before spawn to reaping; peak RSS of the command itself."""
+    out = open(stdout_path, "wb") if stdout_path else open(os.devnull, "wb")  # noqa: SIM115
+    try:
+        if method == "time":
+            with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+                full = [TIME_BIN, "-f", "%M", "-o", rss_file.name, *argv]
+                t0 = time.perf_counter()
+                proc = subprocess.Popen(full, stdout=out, stderr=subprocess.DEVNULL)
+                code = proc.wait()
+                elapsed = time.perf_counter() - t0
+                text = rss_file.read().strip().splitlines()
+            # GNU time writes "Command exited with non-zero status N" before the number.
+            rss_kb = int(text[-1]) if text else -1
+            return Run(elapsed, rss_kb, code)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        return Run(elapsed, int(usage.ru_maxrss), proc.returncode)  # kB on Linux
+    finally:
+        out.close()
+
+
+@dataclass
+class Measurement:
+    label: str
+    file: str
+    size: int
+    runs: list[Run] = field(default_factory=list)
+    note: str = ""
+    load_before: float = 0.0
+    load_after: float = 0.0
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(r.rss_kb for r in self.runs) / 1024
+
+    @property
+    def exit_codes(self) -> str:
+        return ",".join(sorted({str(r.returncode) for r in self.runs}))
+
+
+def modelshield_argv() -> list[str]:
+    script = Path(sys.executable).with_name("modelshield")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "modelshield"]
+
+
+def peers_venv(workdir: Path) -> Path:
+    return workdir / "peers-venv"
+
+
+@dataclass(frozen=True)
+class Command:
+    label: str
+    argv_prefix: tuple[str, ...]
+    argv_suffix: tuple[str, ...] = ()
+    path_flag: tuple[str, ...] = ()
+    is_modelshield: bool = False
+
+    def argv(self, path: Path) -> list[str]:
+        return [*self.argv_prefix, *self.path_flag, str(path), *self.argv_suffix]
+
+
+MS_NOHASH = "modelshield --no-hash"
+MS_HASH = "modelshield (hash)"
+SHA256SUM = "sha256sum"
+CAT = "cat > /dev/null"
+
+
+def build_commands(workdir: Path, include_peers: bool, only_modelshield: bool = False) -> list[Command]:
+    ms = tuple(modelshield_argv())
+    commands = [
+        Command(MS_NOHASH, (*ms, "scan"), ("--no-hash", "--format", "json"), is_modelshield=True),
+        Command(MS_HASH, (*ms, "scan"), ("--format", "json"), is_modelshield=True),
+    ]
+    if only_modelshield:
+        return commands
+    commands += [Command(SHA256SUM, ("sha256sum",)), Command(CAT, ("cat",))]
+    if include_peers:
+        bin_dir = peers_venv(workdir) / "bin"
+        if (bin_dir / "picklescan").exists():
+            commands.append(Command("picklescan", (str(bin_dir / "picklescan"),), path_flag=("--path",)))
+        if (bin_dir / "modelscan").exists():
+            commands.append(Command("modelscan", (str(bin_dir / "modelscan"),), path_flag=("-p",)))
+    return commands
+
+
+def _verdict_note(stdout_path: str) -> str:
+    try:
+        report = json.loads(Path(stdout_path).read_text())
+        note = f"verdict {report['verdict']}"
+        if not report.get("fully_scanned", True):
+            note += ", NOT fully scanned"
+        return note
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no JSON report"
+
+
+def measure(command: Command, path: Path, runs: int, method: str) -> Measurement:
+    """One warm-up run (fills the page cache and any lazy caches; not counted), then `runs` runs."""
+    m = Measurement(command.label, path.name, path.stat().st_size)
+    argv = command.argv(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        stdout_path = os.path.join(tmp, "stdout")
+        run_once(argv, method, stdout_path if command.is_modelshield else None)
+        if command.is_modelshield:
+            m.note = _verdict_note(stdout_path)
+        m.load_before = os.getloadavg()[0]
+        for _ in range(runs):
+            m.runs.append(run_once(argv, method))
+        m.load_after = os.getloadavg()[0]
+    return m
+
+
+# --------------------------------------------------------------------------------------------------
+# Report.
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    file: str
+    value: str
+    passed: bool
+
+
+def evaluate(measurements: list[Measurement]) -> list[Verdict]:
+    by_key = {(m.label, m.file): m for m in measurements}
+    verdicts: list[Verdict] = []
+    for name in (TORCH_FILE, NPY_FILE):
+        nohash = by_key.get((MS_NOHASH, name))
+        if nohash is not None:
+            s, mb = nohash.median_seconds, nohash.peak_rss_mb
+            verdicts.append(
+                Verdict(
+                    f"--no-hash ≤ {TARGET_NOHASH_SECONDS} s", name, f"{s:.3f} s", s <= TARGET_NOHASH_SECONDS
+                )
+            )
+            verdicts.append(
+                Verdict(
+                    f"--no-hash ≤ {TARGET_NOHASH_RSS_MB:.0f} MB peak RSS",
+                    name,
+                    f"{mb:.1f} MB",
+                    mb <= TARGET_NOHASH_RSS_MB,
+                )
+            )
+        hashed, base = by_key.get((MS_HASH, name)), by_key.get((SHA256SUM, name))
+        if hashed is not None and base is not None:
+            ratio = hashed.median_seconds / base.median_seconds
+            verdicts.append(
+                Verdict(
+                    f"hashing ≤ {TARGET_HASH_RATIO}× sha256sum",
+                    name,
+                    f"{ratio:.2f}×",
+                    ratio <= TARGET_HASH_RATIO,
+                )
+            )
+    tiny = by_key.get((MS_NOHASH, TINY_FILE))
+    if tiny is not None:
+        s = tiny.median_seconds
+        verdicts.append(
+            Verdict(
+                f"start-up ≤ {TARGET_STARTUP_SECONDS} s", TINY_FILE, f"{s:.3f} s", s <= TARGET_STARTUP_SECONDS
+            )
+        )
+    return verdicts
+
+
+def _size_text(n: int) -> str:
+    return f"{n / GIB:.2f} GiB" if n >= GIB // 4 else f"{n / MIB:.1f} MiB" if n >= MIB else f"{n} B"
+
+
+def peer_versions(workdir: Path) -> dict[str, str]:
+    py = peers_venv(workdir) / "bin" / "python"
+    if not py.exists():
+        return {}
+    code = (
+        "import importlib.metadata as m\n"
+        "for n in ('picklescan', 'modelscan'):\n"
+        "    try: print(n, m.version(n))\n"
+        "    except m.PackageNotFoundError: pass\n"
+    )
+    out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=False).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def machine_text() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = next(
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        mem_text = f"{int(mem) / 1024**2:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        mem_text = "RAM unknown"
+    return f"{os.cpu_count()} cores (nproc), {model}, {mem_text}, {platform.system()} {platform.release()}"
+
+
+def render(
+    measurements: list[Measurement], verdicts: list[Verdict], runs: int, method: str, workdir: Path
+) -> str:
+    base = {m.file: m.median_seconds for m in measurements if m.label == SHA256SUM}
+    lines = [
+        f"# modelshield benchmark — {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        "",
+        f"- machine: {machine_text()}",
+        f"- python: {platform.python_version()}; modelshield: {_modelshield_version()}",
+        f"- peers: {', '.join(f'{k} {v}' for k, v in peer_versions(workdir).items()) or 'not installed'}",
+        f"- method: warm page cache (one unmeasured warm-up run per command and file), median of {runs} "
+        f"runs, peak RSS = max over runs via {'GNU time %M' if method == 'time' else 'os.wait4 ru_maxrss'}",
+        "",
+        "| command | file | size | median s | peak RSS MB | × sha256sum | exit | load 1m | note |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for m in measurements:
+        ratio = f"{m.median_seconds / base[m.file]:.2f}" if base.get(m.file) else "—"
+        lines.append(
+            f"| {m.label} | {m.file} | {_size_text(m.size)} | {m.median_seconds:.3f} | {m.peak_rss_mb:.1f} "
+            f"| {ratio} | {m.exit_codes} | {m.load_before:.2f}→{m.load_after:.2f} | {m.note} |"
+        )
+    lines += ["", "| target | file | measured | result |", "|---|---|---|---|"]
+    lines += [f"| {v.target} | {v.file} | {v.value} | {'PASS' if v.passed else 'FAIL'} |" for v in verdicts]
+    return "\n".join(lines) + "\n"
+
+
+def _modelshield_version() -> str:
+    out = subprocess.run([*modelshield_argv(), "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
+
+
+# --------------------------------------------------------------------------------------------------
+# Peers.
+
+
+def setup_peers(workdir: Path) -> None:
+    """A separate venv for the peer scanners, so their dependencies never touch the project's."""
+    venv = peers_venv(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(PEERS_REQUIREMENTS)], check=True)
+    print("installed:", peer_versions(workdir))
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="measured runs per command and file (default 5)")
+    parser.add_argument("--size-gib", type=float, default=2.0, help="size of each large file (default 2)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--setup-peers", action="store_true", help="create the peers venv and exit")
+    parser.add_argument("--no-peers", action="store_true", help="do not measure picklescan/modelscan")
+    parser.add_argument("--only-modelshield", action="store_true", help="measure modelshield only")
+    parser.add_argument(
+        "--files",
+        nargs="+",
+        choices=[TORCH_FILE, NPY_FILE, TINY_FILE],
+        default=[TORCH_FILE, NPY_FILE, TINY_FILE],
+    )
+    parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    target_bytes = int(args.size_gib * GIB)
+
+    if args.setup_peers:
+        setup_peers(args.workdir)
+        return 0
+    if args.generate_only:
+        generate_all(args.workdir, target_bytes)
+        return 0
+
+    free = shutil.disk_usage(args.workdir.parent if not args.workdir.exists() else args.workdir).free
+    if free < 2.5 * target_bytes and not (args.workdir / NPY_FILE).exists():
+        print(
+            f"warning: only {free / GIB:.1f} GiB free for {2 * target_bytes / GIB:.1f} GiB of files",
+            file=sys.stderr,
+        )
+    print(f"generating (cached) files in {args.workdir} ...", file=sys.stderr)
+    generate_in_child(args.workdir, target_bytes)
+    files = [args.workdir / name for name in args.files]
+
+    method = rss_method()
+    commands = build_commands(
+        args.workdir, include_peers=not args.no_peers, only_modelshield=args.only_modelshield
+    )
+    measurements = []
+    for path in files:
+        for command in commands:
+            print(f"measuring {command.label} on {path.name} ...", file=sys.stderr)
+            measurements.append(measure(command, path, args.runs, method))
+    report = render(measurements, evaluate(measurements), args.runs, method, args.workdir)
+    print(report)
+    (args.workdir / "results.md").write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
