@@ -203,6 +203,16 @@ def rss_method() -> str:
     return "time" if os.access(TIME_BIN, os.X_OK) else "wait4"
 
 
+def child_env(workdir: Path) -> dict[str, str]:
+    """The environment of measured commands: bytecode caching on (a user's install has .pyc files;
+    PYTHONDONTWRITEBYTECODE would make every run recompile the package), cached under the workdir
+    so the source tree is left alone. The warm-up run writes the cache."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
 @dataclass(frozen=True)
 class Run:
     seconds: float
@@ -210,7 +220,9 @@ class Run:
     returncode: int
 
 
-def run_once(argv: Sequence[str], method: str, stdout_path: str | None = None) -> Run:
+def run_once(
+    argv: Sequence[str], method: str, stdout_path: str | None = None, env: dict[str, str] | None = None
+) -> Run:
     """Run `argv` once; wall time from just before spawn to reaping; peak RSS of the command itself."""
     out = open(stdout_path, "wb") if stdout_path else open(os.devnull, "wb")  # noqa: SIM115
     try:
@@ -218,7 +230,7 @@ def run_once(argv: Sequence[str], method: str, stdout_path: str | None = None) -
             with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
                 full = [TIME_BIN, "-f", "%M", "-o", rss_file.name, *argv]
                 t0 = time.perf_counter()
-                proc = subprocess.Popen(full, stdout=out, stderr=subprocess.DEVNULL)
+                proc = subprocess.Popen(full, stdout=out, stderr=subprocess.DEVNULL, env=env)
                 code = proc.wait()
                 elapsed = time.perf_counter() - t0
                 text = rss_file.read().strip().splitlines()
@@ -226,7 +238,7 @@ def run_once(argv: Sequence[str], method: str, stdout_path: str | None = None) -
             rss_kb = int(text[-1]) if text else -1
             return Run(elapsed, rss_kb, code)
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -316,18 +328,19 @@ def _verdict_note(stdout_path: str) -> str:
         return "no JSON report"
 
 
-def measure(command: Command, path: Path, runs: int, method: str) -> Measurement:
+def measure(command: Command, path: Path, runs: int, method: str, workdir: Path) -> Measurement:
     """One warm-up run (fills the page cache and any lazy caches; not counted), then `runs` runs."""
     m = Measurement(command.label, path.name, path.stat().st_size)
     argv = command.argv(path)
+    env = child_env(workdir)
     with tempfile.TemporaryDirectory() as tmp:
         stdout_path = os.path.join(tmp, "stdout")
-        run_once(argv, method, stdout_path if command.is_modelshield else None)
+        run_once(argv, method, stdout_path if command.is_modelshield else None, env)
         if command.is_modelshield:
             m.note = _verdict_note(stdout_path)
         m.load_before = os.getloadavg()[0]
         for _ in range(runs):
-            m.runs.append(run_once(argv, method))
+            m.runs.append(run_once(argv, method, env=env))
         m.load_after = os.getloadavg()[0]
     return m
 
@@ -520,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in files:
         for command in commands:
             print(f"measuring {command.label} on {path.name} ...", file=sys.stderr)
-            measurements.append(measure(command, path, args.runs, method))
+            measurements.append(measure(command, path, args.runs, method, args.workdir))
     report = render(measurements, evaluate(measurements), args.runs, method, args.workdir)
     print(report)
     (args.workdir / "results.md").write_text(report)

@@ -54,7 +54,7 @@ def test_measures_modelshield_and_reports_targets(bench, tmp_path):
     commands = bench.build_commands(tmp_path, include_peers=False, only_modelshield=True)
     assert [c.label for c in commands] == [bench.MS_NOHASH, bench.MS_HASH]
 
-    measurements = [bench.measure(c, tiny, 1, bench.rss_method()) for c in commands]
+    measurements = [bench.measure(c, tiny, 1, bench.rss_method(), tmp_path) for c in commands]
     for m in measurements:
         assert m.exit_codes == "0"
         assert m.note == "verdict clean"
