@@ -227,7 +227,7 @@ def _edit_code(text: str, marker: Path, in_setstate: bool) -> str:
         "  def __getstate__(self: __torch__.torch_samples.TinyNet) -> int:\n"
         "    return 0\n"
         "  def __setstate__(self: __torch__.torch_samples.TinyNet,\n"
-        "    state: int) -> NoneType:\n"
+        "    state: Any) -> NoneType:\n"
         f"    {call.strip()}\n"
         "    return None\n"
     )
