@@ -189,9 +189,11 @@ class CallableJudge:
         lists = self._lists
         entry = lists.deny_exact.get(name)
         if entry is None:
+            # A denied name covers what lies beneath it (a class's methods, a module's members).
             parts = name.split(".")
             for end in range(len(parts), 0, -1):
-                entry = lists.deny_modules.get(".".join(parts[:end]))
+                prefix = ".".join(parts[:end])
+                entry = lists.deny_modules.get(prefix) or (lists.deny_exact.get(prefix) if end > 1 else None)
                 if entry is not None:
                     break
         if entry is None:

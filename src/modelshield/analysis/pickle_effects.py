@@ -4,6 +4,13 @@ nested payloads or build code. Pure data tables; the machine applies them."""
 from __future__ import annotations
 
 import _compat_pickle
+import sys
+
+# Python 2 module names that exist in no Python 3: importing them (protocol 3 and up, where no
+# compatibility mapping applies) fails, so the loader stops there.
+PY2_ONLY_MODULES = frozenset(
+    name for name in _compat_pickle.IMPORT_MAPPING if name.split(".")[0] not in sys.stdlib_module_names
+)
 
 # Callables that turn a name (or an object and a name) into another object.
 ATTRIBUTE_RESOLVERS = frozenset(
@@ -46,6 +53,9 @@ NAME_RESOLVERS = frozenset(
 # `types` attribute getters used by dill and cloudpickle to reach CodeType, FunctionType, …
 TYPES_GETTERS = frozenset({"dill._dill._load_type", "cloudpickle.cloudpickle._builtin_type"})
 
+# Callables that change an object or module in place: (obj, name-or-key, value).
+MUTATORS = frozenset({"builtins.setattr", "operator.setitem", "_operator.setitem", "dill._dill._setattr"})
+
 PARTIAL_BUILDERS = frozenset({"functools.partial", "_functools.partial"})
 MAPPERS = frozenset({"builtins.map", "itertools.starmap", "builtins.filter"})
 
@@ -81,32 +91,37 @@ DECODERS = {
     "builtins.str.encode": "codec",
 }
 
-# Callables that deserialise their argument. The bool says whether the call is a library's own
-# ordinary way of storing an object (reported as info, the payload still scanned as a child).
-LOADERS: dict[str, tuple[str, bool]] = {
-    "pickle.loads": ("pickle", False),
-    "pickle.load": ("pickle", False),
-    "pickle._loads": ("pickle", False),
-    "pickle._load": ("pickle", False),
-    "_pickle.loads": ("pickle", False),
-    "_pickle.load": ("pickle", False),
-    "dill.loads": ("pickle", False),
-    "dill.load": ("pickle", False),
-    "dill._dill.loads": ("pickle", False),
-    "dill._dill.load": ("pickle", False),
-    "cloudpickle.loads": ("pickle", False),
-    "cloudpickle.load": ("pickle", False),
-    "joblib.load": ("pickle", False),
-    "joblib.numpy_pickle.load": ("pickle", False),
-    "numpy.loads": ("pickle", False),
-    "numpy.load": ("pickle", False),
-    "pandas.read_pickle": ("pickle", False),
-    "pandas.io.pickle.read_pickle": ("pickle", False),
-    "torch.load": ("torch", False),
-    "torch.serialization.load": ("torch", False),
-    "torch.storage._load_from_bytes": ("torch", True),
-    "marshal.loads": ("marshal", False),
-    "marshal.load": ("marshal", False),
+# Callables that deserialise one of their arguments: (kind, trusted wrapper, argument position).
+# A trusted wrapper is a library's own ordinary way of storing an object (reported as info; the
+# payload is still scanned as a child).
+LOADERS: dict[str, tuple[str, bool, int]] = {
+    "pickle.loads": ("pickle", False, 0),
+    "pickle.load": ("pickle", False, 0),
+    "pickle._loads": ("pickle", False, 0),
+    "pickle._load": ("pickle", False, 0),
+    "_pickle.loads": ("pickle", False, 0),
+    "_pickle.load": ("pickle", False, 0),
+    "dill.loads": ("pickle", False, 0),
+    "dill.load": ("pickle", False, 0),
+    "dill._dill.loads": ("pickle", False, 0),
+    "dill._dill.load": ("pickle", False, 0),
+    "cloudpickle.loads": ("pickle", False, 0),
+    "cloudpickle.load": ("pickle", False, 0),
+    "joblib.load": ("pickle", False, 0),
+    "joblib.numpy_pickle.load": ("pickle", False, 0),
+    "numpy.loads": ("pickle", False, 0),
+    "numpy.load": ("pickle", False, 0),
+    "pandas.read_pickle": ("pickle", False, 0),
+    "pandas.io.pickle.read_pickle": ("pickle", False, 0),
+    "torch.load": ("torch", False, 0),
+    "torch.serialization.load": ("torch", False, 0),
+    "torch.storage._load_from_bytes": ("torch", True, 0),
+    "marshal.loads": ("marshal", False, 0),
+    "marshal.load": ("marshal", False, 0),
+    "lib2to3.pgen2.grammar.Grammar.loads": ("pickle", False, 1),
+    "lib2to3.pgen2.grammar.Grammar.load": ("pickle", False, 1),
+    "pickle.Unpickler.load": ("pickle", False, 0),
+    "_pickle.Unpickler.load": ("pickle", False, 0),
 }
 
 # Callables whose result is Python code (a code object or a function made from one).

@@ -17,6 +17,12 @@ class Mark:
 MARK = Mark()
 
 
+class ComputedText(str):
+    """Text produced by a call at load time (rot13, base64…): a name built from it is dynamic."""
+
+    __slots__ = ()
+
+
 class Ref:
     """A value whose identity matters (objects built or imported at load time)."""
 

@@ -14,6 +14,7 @@ from modelshield.analysis.payload_codecs import PayloadTooLarge, decode_payload
 from modelshield.analysis.pickle_values import (
     SMALL_BYTES,
     BigText,
+    ComputedText,
     GlobalRef,
     ObjectRef,
     PersistentRef,
@@ -210,7 +211,11 @@ class PickleMachine:
         self.memo: dict[int, object] = {}
         self.proto = 0
         self._site = Site(0, start, "")
-        self._failed = False
+        self._frame_end: int | None = None
+        self._frame_warned = False
+        self.patched: dict[str, object] = {}
+        self.module_swaps: dict[str, object] = {}
+        self.limit_hit: LimitExceeded | None = None
 
     # ---- driver ---------------------------------------------------------------------------------
 
@@ -230,17 +235,24 @@ class PickleMachine:
             if name is None:
                 self._malformed(f"invalid opcode byte 0x{byte:02x}", fatal=True)
                 break
+            op_start = self.pos
             self.pos += 1
             index += 1
             if index > max_ops:
-                raise LimitExceeded("max_pickle_opcodes", index, max_ops)
+                self.limit_hit = LimitExceeded("max_pickle_opcodes", index, max_ops)
+                break
             if index & 0xFFFF == 0 and self.deadline is not None and time.monotonic() > self.deadline:
-                raise LimitExceeded("max_seconds_per_file", index, max_ops, "time limit hit in pickle")
+                self.limit_hit = LimitExceeded(
+                    "max_seconds_per_file", index, max_ops, "time limit hit in pickle"
+                )
+                break
             try:
                 if name == "STOP":
                     self._stop()
                     break
                 getattr(self, "op_" + name)()
+                if self._frame_end is not None:
+                    self._check_frame(op_start)
             except _Truncated:
                 self._malformed(f"stream ends inside {name} (truncated pickle)", fatal=True)
                 break
@@ -249,6 +261,9 @@ class PickleMachine:
                 break
             except _Unresolvable as exc:
                 self.issues.append(str(exc))
+                break
+            except LimitExceeded as exc:
+                self.limit_hit = exc
                 break
         info.end = min(self.pos, end)
         info.opcodes = index
@@ -263,6 +278,24 @@ class PickleMachine:
         self.run_info.stopped = True
 
     # ---- reading --------------------------------------------------------------------------------
+
+    def _check_frame(self, op_start: int) -> None:
+        """The pickler keeps every opcode whole inside its FRAME; one that straddles the frame's end
+        is hand-made, and readers that honour frames disagree on what follows."""
+        end = self._frame_end
+        if end is None:
+            return
+        if op_start < end < self.pos and not self._frame_warned:
+            self._frame_warned = True
+            self._site = Site(self._site.opcode_index, op_start, self._site.opcode)
+            self._malformed(
+                f"{self._site.opcode} straddles the end of its FRAME (a pickler never writes this; "
+                "the C unpickler ignores it, frame-aware readers do not)",
+                fatal=False,
+                loader_stops=False,
+            )
+        if self.pos >= end:
+            self._frame_end = None
 
     def _read(self, n: int) -> memoryview:
         if n < 0 or self.pos + n > len(self.data):
@@ -284,23 +317,23 @@ class PickleMachine:
         return line
 
     def _declared_length(self, n: int) -> int:
-        if n > self.limits.max_pickle_string_bytes:
-            raise LimitExceeded("max_pickle_string_bytes", n, self.limits.max_pickle_string_bytes)
         if self.pos + n > len(self.data):
             self._malformed(
                 f"{self._site.opcode} declares {n} bytes but only {len(self.data) - self.pos} remain",
                 fatal=True,
             )
             raise _Truncated
+        if n > self.limits.max_pickle_string_bytes:
+            raise LimitExceeded("max_pickle_string_bytes", n, self.limits.max_pickle_string_bytes)
         return n
 
     # ---- bookkeeping ----------------------------------------------------------------------------
 
-    def _malformed(self, message: str, *, fatal: bool) -> None:
+    def _malformed(self, message: str, *, fatal: bool, loader_stops: bool = True) -> None:
+        """Record a malformation. `fatal`: decoding cannot go on. `loader_stops`: CPython's unpickler
+        raises here, so nothing after this point runs in the usual loader (other loaders may differ)."""
         info = self.run_info
-        if fatal and info.loader_fails_at is None:
-            info.loader_fails_at = self._site.offset
-        if not fatal and info.loader_fails_at is None:
+        if loader_stops and info.loader_fails_at is None:
             info.loader_fails_at = self._site.offset
         info.anomalies.append(Anomaly("malformed", message, self._site, fatal=fatal))
 
@@ -354,13 +387,41 @@ class PickleMachine:
 
     # ---- imports and calls ----------------------------------------------------------------------
 
-    def _find_class(self, module: str, name: str, via: str) -> GlobalRef:
+    def _find_class(self, module: str, name: str, via: str) -> Ref:
         raw = f"{module}.{name}"
         if self.proto < 3:
             module, name = fx.compat_name(module, name)
+        swapped = self.module_swaps.get(module)
+        if isinstance(swapped, GlobalRef):
+            self._anomaly(
+                "mutation",
+                f"sys.modules[{module!r}] was replaced earlier in the stream by {swapped.qualname}",
+                swapped.qualname,
+            )
+            module = swapped.qualname
         qualname = f"{module}.{name}"
+        failure = None
+        if self.proto >= 3 and module in fx.PY2_ONLY_MODULES:
+            failure = (
+                f"module {module!r} exists only in Python 2 and no mapping applies at protocol {self.proto}"
+            )
+        elif self.proto < 4 and "." in name:
+            failure = f"dotted name {name!r} resolves only from protocol 4 (stream protocol {self.proto})"
+        if failure is not None:
+            self.run_info.imports.append(ImportEvent(module, name, qualname, self._site, via + " (fails)"))
+            self._malformed(f"import of {qualname} fails in CPython: {failure}", fatal=False)
+            return UnknownValue(f"failed import of {qualname}")
         event = ImportEvent(module, name, qualname, self._site, via)
         self.run_info.imports.append(event)
+        planted = self.patched.get(qualname)
+        if isinstance(planted, GlobalRef):
+            # An earlier BUILD replaced this attribute: the import now yields the planted object.
+            self._anomaly(
+                "mutation",
+                f"{qualname} was replaced earlier in the stream; importing it yields {planted.qualname}",
+                planted.qualname,
+            )
+            return planted
         return GlobalRef(qualname=qualname, raw=raw, event_index=len(self.run_info.imports) - 1)
 
     def _resolved(self, qualname: str, via: str, *, is_module: bool = False) -> GlobalRef:
@@ -442,6 +503,10 @@ class PickleMachine:
         if name in fx.TYPES_GETTERS and args and isinstance(args[0], str):
             self._record(name, "call", evidence, via, args)
             return self._resolved(fx.types_attribute(args[0]), f"{name}({args[0]!r})")
+        if name in fx.MUTATORS and len(args) >= 3:
+            self._record(name, "call", evidence, via, args)
+            self._mutate(name, args[0], args[1], args[2])
+            return UnknownValue(f"result of {name}")
         if name in fx.PARTIAL_BUILDERS and args:
             self._record(name, "call", evidence, via, args)
             self._mark_used(args[0], called=True)
@@ -482,6 +547,23 @@ class PickleMachine:
             self._record(name, "call", evidence, via, args)
             return self._decode(name, args)
         return None
+
+    def _mutate(self, name: str, target: object, key: object, value: object) -> None:
+        """setattr / setitem at load time: later imports and attribute reads see the planted value."""
+        if not isinstance(key, str):
+            return
+        if isinstance(target, GlobalRef):
+            self._anomaly(
+                "mutation", f"{name} replaces {target.qualname}[{key!r}] at load time", render(value)
+            )
+            if target.qualname == "sys.modules":
+                self.module_swaps[key] = value
+            else:
+                self.patched[f"{target.qualname}.{key}"] = value
+        elif isinstance(target, ObjectRef):
+            target.attrs[key] = value
+            if key in ("__setstate__", "extend", "append", "add"):
+                self._anomaly("planted-setstate", f"{name} plants {key!r} on an object", render(value))
 
     def _reconstruct(self, name: str, args: tuple[object, ...], evidence: str, via: str) -> object:
         cls = args[0] if args else UnknownValue("no class")
@@ -575,6 +657,8 @@ class PickleMachine:
             return UnknownValue("dynamic attribute")
         if isinstance(target, ObjectRef) and attr in target.attrs:
             return target.attrs[attr]
+        if isinstance(target, GlobalRef) and isinstance(self.patched.get(f"{target.qualname}.{attr}"), Ref):
+            return self.patched[f"{target.qualname}.{attr}"]
         if isinstance(target, GlobalRef):
             qualname = f"{target.qualname}.{attr}"
         elif isinstance(target, ObjectRef) and isinstance(target.func, GlobalRef):
@@ -607,9 +691,12 @@ class PickleMachine:
         return UnknownValue("item")
 
     def _load_nested(self, name: str, args: tuple[object, ...], evidence: str, via: str) -> object:
-        kind, trusted = fx.LOADERS[name]
+        kind, trusted, position = fx.LOADERS[name]
         self._record(name, "call", evidence, via, args)
-        payload = args[0] if args else None
+        payload = args[position] if len(args) > position else None
+        if as_bytes(payload) is None and not (isinstance(payload, ObjectRef) and payload.kind == "bytesio"):
+            # Called as a bound method or with another signature: take the first data argument.
+            payload = next((a for a in args if as_bytes(a) is not None), payload)
         if isinstance(payload, ObjectRef) and payload.kind == "bytesio":
             payload = payload.attrs.get("data")
         data = (
@@ -642,6 +729,12 @@ class PickleMachine:
             if encoding in (None, "latin1", "latin-1", "iso-8859-1", "utf-8", "utf8", "ascii"):
                 # How protocol 2 pickles store bytes: _codecs.encode(text, 'latin1').
                 return value.encode(encoding or "utf-8", "surrogatepass") if encoding else value.encode()
+        text_codecs = ("utf-8", "utf8", "latin1", "latin-1", "ascii", "iso-8859-1")
+        if name in ("codecs.decode", "_codecs.decode") and isinstance(value, (bytes, memoryview)):
+            if (encoding or "utf-8").lower() in text_codecs and len(value) <= TEXT_DECODE_LIMIT:
+                return ComputedText(bytes(value).decode(encoding or "utf-8", "replace"))
+        if scheme == "codec" and isinstance(value, str) and encoding in ("rot13", "rot_13"):
+            return ComputedText(codecs.decode(value, "rot13"))
         payload = as_bytes(value)
         if payload is None:
             return UnknownValue(f"output of {name}")
@@ -959,7 +1052,16 @@ class PickleMachine:
         self.proto = proto
 
     def op_FRAME(self) -> None:
+        if self._frame_end is not None and self.pos - 1 < self._frame_end and not self._frame_warned:
+            self._frame_warned = True
+            self._malformed(
+                "FRAME begins before the previous frame ends (the pure-Python unpickler fails here)",
+                fatal=False,
+                loader_stops=False,
+            )
+        self._frame_end = None
         size = _UNPACK_U8(self._read(8))[0]
+        self._frame_end = self.pos + size
         if self.pos + size > len(self.data):
             self._malformed(
                 f"FRAME declares {size} bytes but only {len(self.data) - self.pos} remain; "
@@ -986,6 +1088,12 @@ class PickleMachine:
             self._malformed("STACK_GLOBAL requires str", fatal=False)
             self._push(UnknownValue("STACK_GLOBAL of non-constant names"))
             return
+        if isinstance(module, ComputedText) or isinstance(name, ComputedText):
+            self._anomaly(
+                "dynamic-name",
+                f"STACK_GLOBAL operands are computed at load time; they resolve to {module}.{name}",
+                f"{module}.{name}",
+            )
         self._push(self._find_class(module, name, "STACK_GLOBAL"))
 
     def op_INST(self) -> None:
@@ -1098,6 +1206,8 @@ class PickleMachine:
                 f"{'module' if inst.is_module else 'object'})",
                 render(state),
             )
+            for attr, value in _state_attributes(state):
+                self.patched[f"{inst.qualname}.{attr}"] = value
             return
         if isinstance(inst, PersistentRef):
             return

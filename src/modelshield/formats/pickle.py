@@ -39,7 +39,8 @@ def looks_like_pickle(data: memoryview | bytes) -> bool:
     except Exception:  # noqa: BLE001 - any failure of a probe means "not a pickle"
         return False
     if run.stopped:
-        return not run.malformed and run.opcodes >= 2
+        # A stream that imports or calls something is a pickle even when its import fails at load.
+        return run.opcodes >= 2 and (not run.malformed or bool(run.imports or run.calls))
     truncated_by_window = len(view) > PROBE_BYTES and all(
         a.message.endswith("(truncated pickle)") for a in run.anomalies if a.kind == "malformed"
     )
