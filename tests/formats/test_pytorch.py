@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tests.samples import torch_samples as samples
 
 from modelshield import FileResult, Severity, Verdict, scan
@@ -166,3 +168,32 @@ def test_torch_loads_benign_legacy_tar(tmp_path: Path) -> None:
     path = samples.legacy_tar(tmp_path)
     done = run_loader(f"import torch; print(torch.load({str(path)!r}, weights_only=False))")
     assert done.stdout.strip() == "{'epoch': 3, 'lr': 0.1}", done.stderr
+
+
+def test_legacy_tar_storages_member_is_walked(tmp_path: Path) -> None:
+    """Pickles behind raw storage bytes in the tar layout's storages member are scanned too."""
+    file = scan_one(samples.legacy_tar_with_storage(tmp_path, tmp_path / "marker"))
+    formats = {c.name: c.format for c in file.tree.children}
+    assert formats["storages"] == formats["tensors"] == "pytorch-legacy"
+    payload = next(f for f in file.findings if f.rule_id == "PICKLE-DANGEROUS-CALL")
+    assert payload.location.chain[1:] == ("storages",)
+    views_start = (
+        len(pickle.dumps(1, protocol=2) + pickle.dumps(("1", "cpu", torch.FloatStorage), protocol=2)) + 20
+    )
+    assert payload.location.offset > views_start  # behind the raw storage bytes
+    assert file.issues == ()
+
+
+def test_legacy_tar_with_storage_is_clean(tmp_path: Path) -> None:
+    file = scan_one(samples.legacy_tar_with_storage(tmp_path))
+    assert file.findings == () and file.issues == ()
+
+
+def test_torch_load_reads_tar_storage_and_runs_views_payload(tmp_path: Path) -> None:
+    benign = samples.legacy_tar_with_storage(tmp_path)
+    done = run_loader(f"import torch; print(torch.load({str(benign)!r}, weights_only=False))")
+    assert done.stdout.strip() == "{'weight': tensor([1., 2., 3.])}", done.stderr
+    marker = tmp_path / "views-marker"
+    evil = samples.legacy_tar_with_storage(tmp_path, marker)
+    run_loader(f"import torch; torch.load({str(evil)!r}, weights_only=False)")
+    assert marker.exists()

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -137,6 +138,55 @@ def legacy_tar(directory: Path, marker: Path | None = None) -> Path:
         "storages": pickle.dumps(0, protocol=2) + pickle.dumps([], protocol=2),
         "tensors": pickle.dumps(0, protocol=2),
         "pickle": pickle.dumps(main, protocol=2),
+    }
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+class _TensorRef:
+    """Stands for a tensor in the tar layout's main pickle (persistent id = tensor key)."""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+
+class _TarPickler(pickle.Pickler):
+    def persistent_id(self, obj: object) -> str | None:
+        return str(obj.key) if isinstance(obj, _TensorRef) else None
+
+
+def legacy_tar_with_storage(directory: Path, marker: Path | None = None) -> Path:
+    """The tar layout with one real float storage; a payload hides in the storage-views pickle, which
+    follows raw storage bytes inside the storages member."""
+    path = directory / ("evil_storage.tar" if marker else "storage.tar")
+    views: object = [MarkerPayload(marker)] if marker else []
+    storages = (
+        pickle.dumps(1, protocol=2)
+        + pickle.dumps(("1", "cpu", torch.FloatStorage), protocol=2)
+        + struct.pack("<q", 3)
+        + struct.pack("<3f", 1.0, 2.0, 3.0)
+        + pickle.dumps(views, protocol=2)
+    )
+    tensors = (
+        pickle.dumps(1, protocol=2)
+        + pickle.dumps((2, "1", torch.FloatTensor), protocol=2)
+        + struct.pack("<i", 1)
+        + b"\0" * 4
+        + struct.pack("<q", 3)
+        + struct.pack("<q", 1)
+        + struct.pack("<q", 0)
+    )
+    main = io.BytesIO()
+    _TarPickler(main, protocol=2).dump({"weight": _TensorRef(2)})
+    members = {
+        "sys_info": pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
+        "storages": storages,
+        "tensors": tensors,
+        "pickle": main.getvalue(),
     }
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in members.items():

@@ -37,15 +37,59 @@ class LegacyPickle:
 
 
 def sniff(blob: Blob) -> bool:
-    head = blob.head(SNIFF_BYTES)
+    return _layout(blob) is not None
+
+
+def _layout(blob: Blob) -> str | None:
+    """ "stream" (magic-number file) or "tar-storages" (the storages member of the older tar layout)."""
+    head = memoryview(blob.head(SNIFF_BYTES))
     try:
-        first = _run(memoryview(head), 0, _SNIFF_LIMITS)
+        first = _run(head, 0, _SNIFF_LIMITS)
+        if not first.run.stopped:
+            return None
+        if _is_int(first.value, MAGIC_NUMBER):
+            return "stream"
+        if not isinstance(first.value, int) or isinstance(first.value, bool) or first.value < 0:
+            return None
+        second = _run(head, first.run.end, _SNIFF_LIMITS)
     except Exception:  # noqa: BLE001 - a failed probe means "not this format"
+        return None
+    if not second.run.stopped:
+        return None
+    if first.value == 0:
+        return "tar-storages" if isinstance(second.value, SymList) else None
+    if _storage_record(second.value) is not None:
+        return "tar-storages"
+    return "tar-tensors" if _tensor_record(second.value) else None
+
+
+def _tensor_record(value: object) -> bool:
+    """A tar-layout tensor header pickle: (key, storage key, tensor type)."""
+    if not isinstance(value, tuple) or len(value) != 3 or not isinstance(value[2], GlobalRef):
         return False
-    return first.run.stopped and _is_int(first.value, MAGIC_NUMBER)
+    return value[2].qualname.startswith("torch.") and value[2].qualname.endswith("Tensor")
+
+
+def _storage_record(value: object) -> tuple[str, int | None] | None:
+    """(key, element size) of a tar-layout storage header pickle: (key, location, storage type)."""
+    if not isinstance(value, tuple) or len(value) != 3:
+        return None
+    key, location, storage_type = value
+    if not isinstance(key, str) or not isinstance(location, str) or not isinstance(storage_type, GlobalRef):
+        return None
+    if not storage_type.qualname.startswith("torch.") or not storage_type.qualname.endswith("Storage"):
+        return None
+    return key, STORAGE_ELEMENT_SIZES.get(storage_type.qualname.rsplit(".", 1)[-1])
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    layout = _layout(blob)
+    if layout == "tar-storages":
+        yield from _scan_tar_storages(blob, ctx)
+        return
+    if layout == "tar-tensors":
+        yield from _scan_tar_tensors(blob, ctx)
+        return
     # Every one of the five pickles is a full unpickler load for torch.load(weights_only=False).
     yield from scan_pickles(blob, ctx, start=0, max_pickles=len(PICKLES))
     pickles = yield from _structure(blob, ctx)
@@ -151,6 +195,77 @@ def _walk_storages(
             evidence=blob.read_at(offset, 16).hex(" "),
         )
         yield _slice(blob, offset, extra, "appended data")
+
+
+def _scan_tar_storages(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    """count, then per storage a (key, location, type) pickle + 8-byte count + bytes, then a views pickle.
+
+    torch.load unpickles every one of these, so each pickle is scanned; the bytes between are skipped.
+    """
+    data = blob.view()
+    pos = yield from scan_pickles(blob, ctx, start=0, max_pickles=1)
+    count = _run(data, 0, ctx.limits).value
+    assert isinstance(count, int)
+    for index in range(count):
+        ctx.check_time()
+        header = _run(data, pos, ctx.limits)
+        pos = yield from scan_pickles(blob, ctx, start=pos, max_pickles=1)
+        record = _storage_record(header.value) if header.run.stopped else None
+        if record is None or record[1] is None:
+            yield rules.LEGACY_HEADER.at(
+                ctx.where(blob, offset=header.run.start, detail=f"storage #{index}"),
+                "storage header is not (key, location, storage type) of a known type",
+                evidence=repr(header.value)[:200],
+            )
+            yield ScanIssue("unparsed", "rest of the storages member not walked", ctx.where(blob, offset=pos))
+            return
+        if pos + SIZE_HEADER > blob.size:
+            yield _truncated(blob, ctx, pos, record[0])
+            return
+        pos += SIZE_HEADER + int.from_bytes(blob.read_at(pos, SIZE_HEADER), "little") * record[1]
+        if pos > blob.size:
+            yield _truncated(blob, ctx, pos, record[0])
+            return
+    end = yield from scan_pickles(blob, ctx, start=pos, max_pickles=1)  # the storage views
+    if end < blob.size:
+        yield rules.LEGACY_APPENDED.at(
+            ctx.where(blob, offset=end, detail="after the storage views"),
+            f"{blob.size - end} bytes follow the storage views",
+            evidence=blob.read_at(end, 16).hex(" "),
+        )
+        yield _slice(blob, end, blob.size - end, "appended data")
+
+
+def _scan_tar_tensors(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    """count, then per tensor a (key, storage key, type) pickle + ndim, sizes, strides and offset."""
+    data = blob.view()
+    pos = yield from scan_pickles(blob, ctx, start=0, max_pickles=1)
+    count = _run(data, 0, ctx.limits).value
+    assert isinstance(count, int)
+    for index in range(count):
+        ctx.check_time()
+        header = _run(data, pos, ctx.limits)
+        pos = yield from scan_pickles(blob, ctx, start=pos, max_pickles=1)
+        if not header.run.stopped or not _tensor_record(header.value) or pos + 8 > blob.size:
+            yield rules.LEGACY_HEADER.at(
+                ctx.where(blob, offset=header.run.start, detail=f"tensor #{index}"),
+                "tensor header is not (key, storage key, tensor type) followed by its geometry",
+                evidence=repr(header.value)[:200],
+            )
+            yield ScanIssue("unparsed", "rest of the tensors member not walked", ctx.where(blob, offset=pos))
+            return
+        ndim = int.from_bytes(blob.read_at(pos, 4), "little", signed=True)
+        pos += 8 + 16 * max(ndim, 0) + 8  # ndim (+4 unused), sizes, strides, storage offset
+        if ndim < 0 or pos > blob.size:
+            yield _truncated(blob, ctx, min(pos, blob.size), f"tensor #{index}")
+            return
+    if pos < blob.size:
+        yield rules.LEGACY_APPENDED.at(
+            ctx.where(blob, offset=pos, detail="after the last tensor"),
+            f"{blob.size - pos} bytes follow the last tensor",
+            evidence=blob.read_at(pos, 16).hex(" "),
+        )
+        yield _slice(blob, pos, blob.size - pos, "appended data")
 
 
 def _truncated(blob: Blob, ctx: ScanContext, offset: int, key: str) -> ScanEvent:
