@@ -552,7 +552,6 @@ CURATED: dict[str, str] = {
     "dill._dill._create_dtypemeta": "dill: numpy dtype class lookup",
     "dill._dill._load_type": "dill: builtin type looked up by name in a fixed table (the result is judged "
     "when it is called)",
-    "dill._dill._setitems": "dill: dict.update on a dict being rebuilt",
     "cloudpickle.cloudpickle._make_dict_keys": "cloudpickle: dict keys view from a list",
     "cloudpickle.cloudpickle._make_dict_values": "cloudpickle: dict values view from a list",
     "cloudpickle.cloudpickle._make_dict_items": "cloudpickle: dict items view from a dict",
@@ -587,8 +586,8 @@ CURATED: dict[str, str] = {
     "pandas.core.arrays.sparse.dtype.SparseDtype": "pandas sparse dtype",
     "pandas.core.dtypes.dtypes.SparseDtype": "pandas sparse dtype",
     # transformers / accelerate objects inside training_args.bin
-    "transformers.training_args.TrainingArguments": "transformers training arguments dataclass",
-    "transformers.training_args_seq2seq.Seq2SeqTrainingArguments": "transformers training arguments",
+    # TrainingArguments is rebuilt (namespace below), never called: its __post_init__ sets up devices
+    # and may start torch.distributed or read a DeepSpeed config file.
     "transformers.trainer_pt_utils.AcceleratorConfig": "transformers accelerator settings dataclass",
     "transformers.generation.configuration_utils.GenerationConfig": "transformers generation settings",
     "xgboost.core.Booster": "xgboost booster; state is its own model bytes parsed by xgboost",
@@ -755,9 +754,11 @@ def enumerate_installed() -> dict[str, str]:  # noqa: C901 - one block per libra
                 found[name] = "torch.nn layer class"
         import torch.optim
 
+        # Schedulers built around a user function call it while constructing: rebuilt only, never called.
+        calls_an_argument = {"LambdaLR", "MultiplicativeLR"}
         for base in (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler):
             for cls in base.__subclasses__() + [base]:
-                if _qual(cls).startswith("torch.optim."):
+                if _qual(cls).startswith("torch.optim.") and cls.__name__ not in calls_an_argument:
                     found[_qual(cls)] = "torch optimizer / scheduler class"
     except ImportError:
         pass
@@ -859,10 +860,8 @@ def enumerate_installed() -> dict[str, str]:  # noqa: C901 - one block per libra
     )
     enums_in(("accelerate.utils.dataclasses",), "accelerate enum: member lookup by value")
     try:
-        import transformers.utils.quantization_config as qc
-
-        for cls in _classes_in(qc, lambda c: c.__name__.endswith("Config")):
-            found[_qual(cls)] = "transformers quantization settings"
+        # Quantization configs are rebuilt (transformers namespace), not called: post_init probes
+        # installed backends.
         from transformers.models.auto import configuration_auto as ca
 
         for model_type in ca.CONFIG_MAPPING_NAMES:
