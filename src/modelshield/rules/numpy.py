@@ -8,7 +8,7 @@ from modelshield.engine.rules import Rule
 OBJECT_ARRAY = Rule(
     id="NUMPY-OBJECT-ARRAY",
     title="NumPy array of Python objects: its data is a pickle",
-    severity=Severity.LOW,
+    severity=Severity.INFO,
     category=Category.UNSAFE_MODULE,
     cwe="CWE-502",
     description=(
