@@ -113,7 +113,8 @@ def layout_for(blob: Blob) -> TorchLayout | None:
 
 def sniff(blob: Blob) -> bool:
     layout = layout_for(blob)
-    return layout is not None and layout.record("data.pkl") is not None
+    # torch's miniz lookup folds case, so any spelling of data.pkl is the one it may load
+    return layout is not None and bool(layout.copies("data.pkl"))
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
