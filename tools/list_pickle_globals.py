@@ -493,6 +493,14 @@ CURATED: dict[str, str] = {
     "numpy.recarray": "numpy record array",
     "numpy.record": "numpy record scalar",
     "numpy.dtype": "numpy dtype from a type code; state set by BUILD",
+    # numpy 1.x scalar type aliases that numpy 2 removed (still in older pickles' estimator params)
+    **{
+        f"numpy.{alias}": "numpy 1.x scalar type alias"
+        for alias in (
+            "bool8", "bool_", "cfloat", "clongfloat", "complex_", "float_", "int0", "longcomplex",
+            "longfloat", "object0", "singlecomplex", "str0", "string_", "uint0", "unicode_", "void0",
+        )
+    },
     "numpy.ndarray": "numpy array class (subclass argument of _reconstruct)",
     "numpy.matrix": "numpy matrix (ndarray subclass)",
     "numpy.matrixlib.defmatrix.matrix": "numpy matrix (ndarray subclass)",
@@ -694,7 +702,7 @@ def enumerate_installed() -> dict[str, str]:  # noqa: C901 - one block per libra
 
         for name in dir(np):
             obj = getattr(np, name, None)
-            if isinstance(obj, type) and issubclass(obj, np.generic) and name == obj.__name__:
+            if isinstance(obj, type) and issubclass(obj, np.generic):
                 found[f"numpy.{name}"] = "numpy scalar type"
             elif isinstance(obj, np.ufunc):
                 found[f"numpy.{name}"] = "numpy ufunc: elementwise math on arrays"
