@@ -1215,6 +1215,8 @@ class PickleMachine:
             self._malformed(f"BUILD on a {type(inst).__name__} value", fatal=False)
 
     def _apply_inline(self, action: InlineData) -> None:
+        if self._frame_end is not None and self.pos >= self._frame_end:
+            self._frame_end = None  # inline data is read from the raw stream, after the frame
         if action.problem is not None:
             raise _Unresolvable(action.problem)
         if action.nested_pickle:

@@ -11,7 +11,7 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.engine.limits import LimitExceeded
 from modelshield.engine.result import FormatNode
-from modelshield.formats.base import FormatHandler
+from modelshield.formats.base import FormatHandler, starts_at_head
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,27 @@ class BlobScan:
     issues: list[ScanIssue] = field(default_factory=list)
 
 
-def identify(blob: Blob, handlers: Sequence[FormatHandler]) -> FormatHandler | None:
-    """The first handler (most specific first) whose sniffer accepts the content."""
+@dataclass(frozen=True)
+class Identification:
+    """The handler for a blob and, for a polyglot, the handler of its second reading."""
+
+    primary: FormatHandler | None
+    secondary: FormatHandler | None = None
+
+
+def identify(blob: Blob, handlers: Sequence[FormatHandler]) -> Identification:
+    """The first handler (most specific first) whose sniffer accepts the content; a format found
+    away from byte 0 yields to a later one that starts there, and becomes the second reading."""
+    deferred: FormatHandler | None = None
     for handler in handlers:
         if handler.sniff(blob):
-            return handler
-    return None
+            if deferred is None and not starts_at_head(handler, blob):
+                deferred = handler
+                continue
+            if deferred is not None and not starts_at_head(handler, blob):
+                continue
+            return Identification(handler, deferred)
+    return Identification(deferred)
 
 
 class Dispatcher:
@@ -47,7 +62,8 @@ class Dispatcher:
     def _scan_into(self, blob: Blob, ctx: ScanContext, out: BlobScan) -> FormatNode:
         try:
             size = blob.size
-            handler = identify(blob, self._handlers)
+            found = identify(blob, self._handlers)
+            handler = found.primary
         except LimitExceeded as exc:
             out.issues.append(ScanIssue("limit", str(exc), Location(blob.chain)))
             return FormatNode(blob.name, "unreadable", 0)
@@ -58,6 +74,19 @@ class Dispatcher:
         if handler is None:
             return FormatNode(blob.name, "data", size)
 
+        children = self._run_handler(handler, blob, ctx, out)
+        if found.secondary is not None:
+            second = self._run_handler(found.secondary, blob, ctx, out)
+            children.append(
+                FormatNode(
+                    f"(same bytes read as {found.secondary.name})", found.secondary.name, size, tuple(second)
+                )
+            )
+        return FormatNode(blob.name, handler.name, size, tuple(children))
+
+    def _run_handler(
+        self, handler: FormatHandler, blob: Blob, ctx: ScanContext, out: BlobScan
+    ) -> list[FormatNode]:
         children: list[FormatNode] = []
         try:
             for event in handler.scan(blob, ctx):
@@ -79,7 +108,7 @@ class Dispatcher:
             out.issues.append(
                 ScanIssue("error", f"{handler.name} handler failed: {exc!r}", Location(blob.chain))
             )
-        return FormatNode(blob.name, handler.name, size, tuple(children))
+        return children
 
     def _scan_child(self, child: Blob, ctx: ScanContext, out: BlobScan) -> FormatNode:
         if ctx.depth + 1 > ctx.limits.max_nesting_depth:

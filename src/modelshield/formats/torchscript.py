@@ -21,7 +21,13 @@ from modelshield.formats.pytorch_zip import (
     storage_checks,
     unread_members,
 )
-from modelshield.formats.zip_reader import member_blobs, read_member_bytes, read_zip, zip_findings
+from modelshield.formats.zip_reader import (
+    member_blobs,
+    read_member_bytes,
+    read_zip,
+    starts_with_zip_header,
+    zip_findings,
+)
 from modelshield.rules import pytorch as rules
 
 name = "torchscript"
@@ -262,3 +268,7 @@ def _unique(hits: list[CodeHit]) -> list[CodeHit]:
     for hit in hits:
         seen.setdefault((hit.name, hit.scope), hit)
     return list(seen.values())
+
+
+# A zip behind other data is read a second time, after the format that starts at byte 0.
+anchored = starts_with_zip_header

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.formats.base import ScanEvent
-from modelshield.formats.zip_reader import looks_like_zip, scan_zip
+from modelshield.formats.zip_reader import looks_like_zip, scan_zip, starts_with_zip_header
 
 name = "zip"
 version = "1"
@@ -19,3 +19,6 @@ def sniff(blob: Blob) -> bool:
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     yield from scan_zip(blob, ctx)
+
+
+anchored = starts_with_zip_header

@@ -398,6 +398,11 @@ def read_zip(blob: Blob, ctx: ScanContext) -> ZipArchive:
     )
 
 
+def starts_with_zip_header(blob: Blob) -> bool:
+    """A zip whose first bytes are its own (a local header or an empty archive's end record)."""
+    return blob.head(4) in (LOCAL_SIG, EOCD_SIG)
+
+
 def looks_like_zip(blob: Blob) -> bool:
     """Cheap content test: a zip starts with a local header or an empty end record, or (for
     in-memory blobs) ends with an end record whose central directory is where it says."""
