@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -12,8 +11,6 @@ from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.engine.limits import LimitExceeded
 from modelshield.engine.result import FormatNode
 from modelshield.formats.base import FormatHandler, starts_at_head
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,7 +65,6 @@ class Dispatcher:
             out.issues.append(ScanIssue("limit", str(exc), Location(blob.chain)))
             return FormatNode(blob.name, "unreadable", 0)
         except Exception as exc:  # noqa: BLE001 - a hostile blob must not stop the scan
-            log.debug("identify failed", exc_info=True)
             out.issues.append(ScanIssue("error", f"could not read content: {exc!r}", Location(blob.chain)))
             return FormatNode(blob.name, "unreadable", 0)
         if handler is None:
@@ -104,7 +100,6 @@ class Dispatcher:
         except RecursionError:
             out.issues.append(ScanIssue("error", f"{handler.name}: nesting too deep", Location(blob.chain)))
         except Exception as exc:  # noqa: BLE001 - reported as an issue, never as clean
-            log.debug("handler %s failed", handler.name, exc_info=True)
             out.issues.append(
                 ScanIssue("error", f"{handler.name} handler failed: {exc!r}", Location(blob.chain))
             )

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-import zstandard
-
 from modelshield.engine.blob import Blob, BufferBlob, StreamBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
@@ -213,6 +211,8 @@ def decode_chunks(
 
 def zstd_chunks(source: BinaryIO) -> Iterator[bytes]:
     """Decoded zstd chunks; zstandard's stream reader bounds each read, so one frame cannot explode."""
+    import zstandard  # imported on first use: most scans never meet zstd
+
     with zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True, closefd=False) as reader:
         while chunk := reader.read(OUTPUT_CHUNK):
             yield chunk
