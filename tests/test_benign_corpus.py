@@ -132,24 +132,10 @@ def test_real_loader_accepts_every_file(
 # Findings on benign files that the engine still gets wrong, each reported to its owner. A gap that no
 # longer occurs fails the test (strict), so this table can only shrink.
 KNOWN_ENGINE_GAPS: dict[tuple[str, str], str] = {
-    ("numpy_object.npy", "NUMPY-OBJECT-ARRAY"): "object array of plain data reported at low",
-    ("numpy_object_savez.npz", "NUMPY-OBJECT-ARRAY"): "object array of plain data reported at low",
     ("torch_legacy_whole_module.pt", "PICKLE-UNKNOWN-CALL"): (
         "legacy persistent id ('module', cls, file, source) is not resolved to the torch.nn class"
     ),
     ("model.safetensors", "issue:unsupported"): "no safetensors handler yet",
-    **{
-        (name, "PICKLE-MALFORMED"): "frame check takes joblib's inline array bytes for a straddling BUILD"
-        for name in (
-            "sklearn_bundle.joblib",
-            "sklearn_bundle_zlib.joblib",
-            "sklearn_bundle_gzip.joblib",
-            "sklearn_bundle_bz2.joblib",
-            "sklearn_bundle_xz.joblib",
-            "sklearn_bundle_lzma.joblib",
-            "lightgbm_classifier.joblib",
-        )
-    },
     ("dill_data.pkl", "PICKLE-UNKNOWN-IMPORT"): "dill._load_type('int') modelled as types.int",
     ("dill_data_recurse.pkl", "PICKLE-UNKNOWN-IMPORT"): "dill._load_type('int') modelled as types.int",
     ("dill_data_recurse.pkl", "PICKLE-UNKNOWN-CALL"): "dill._load_type('set') modelled as types.set",
