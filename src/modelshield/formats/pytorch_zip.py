@@ -25,7 +25,6 @@ from modelshield.formats.zip_reader import (
     member_element,
     read_member_bytes,
     read_zip,
-    starts_with_zip_header,
     zip_findings,
 )
 from modelshield.policy.model import Policy
@@ -68,15 +67,17 @@ class TorchLayout:
     prefix: str
 
     def record(self, relative: str) -> ZipMember | None:
-        return self.archive.member(f"{self.prefix}/{relative}")
+        """The record torch would read: names fold case in its lookup; the last copy stands for all."""
+        copies = self.copies(relative)
+        return copies[-1] if copies else None
 
     def copies(self, relative: str) -> list[ZipMember]:
         wanted = f"{self.prefix}/{relative}".lower()
         return [m for m in self.archive.members if m.name.lower() == wanted]
 
     def relative(self, member: ZipMember) -> str | None:
-        start = f"{self.prefix}/"
-        return member.name[len(start) :] if member.name.startswith(start) else None
+        start = f"{self.prefix}/".lower()
+        return member.name[len(start) :] if member.name.lower().startswith(start) else None
 
 
 def sniff_archive(blob: Blob) -> ZipArchive | None:
@@ -253,11 +254,14 @@ def unread_members(
 
 
 def _is_known(relative: str, referenced: set[str], extra_known: tuple[str, ...]) -> bool:
+    relative = relative.lower()  # torch's lookups fold case
     if relative in STANDARD_RECORDS or relative == "data.pkl":
         return True
-    if relative.startswith("data/") and relative[len("data/") :] in referenced:
+    if relative.startswith("data/") and relative[len("data/") :] in {key.lower() for key in referenced}:
         return True
-    return any(relative == k or (k.endswith("/") and relative.startswith(k)) for k in extra_known)
+    return any(
+        relative == k.lower() or (k.endswith("/") and relative.startswith(k.lower())) for k in extra_known
+    )
 
 
 _EXECUTABLE_MAGICS = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
@@ -315,7 +319,3 @@ def member_location(
 ) -> Location:
     """Where a member is, as the chain of the child blob the zip reader makes for it."""
     return Location(chain=blob.child_chain(member_element(archive, member)), detail=detail)
-
-
-# A zip behind other data is read a second time, after the format that starts at byte 0.
-anchored = starts_with_zip_header
