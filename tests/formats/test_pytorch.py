@@ -132,6 +132,19 @@ def test_duplicate_data_pkl_every_copy_scanned(tmp_path: Path) -> None:
     assert file.verdict is Verdict.MALICIOUS
 
 
+def test_data_pkl_name_folds_case_like_torch(tmp_path: Path) -> None:
+    file = scan_one(samples.upper_case_pickle_pt(tmp_path, tmp_path / "marker"))
+    assert file.tree.format == "pytorch"
+    assert hits(file) == {("PICKLE-DANGEROUS-CALL", ("evil/DATA.PKL",))}
+
+
+def test_torch_load_folds_case_of_data_pkl(tmp_path: Path) -> None:
+    marker = tmp_path / "upper-marker"
+    path = samples.upper_case_pickle_pt(tmp_path, marker)
+    run_loader(f"import torch; torch.load({str(path)!r}, weights_only=False)")
+    assert marker.exists()
+
+
 def test_prefix_comes_from_the_first_record(tmp_path: Path) -> None:
     """torch reads records under the first record's directory, whatever the file is called."""
     path = samples.state_dict_pt(tmp_path, "renamed.bin")

@@ -222,6 +222,16 @@ def extra_members_pt(directory: Path) -> Path:
     )
 
 
+def upper_case_pickle_pt(directory: Path, marker: Path) -> Path:
+    """data.pkl spelled DATA.PKL: torch's reader folds case and still loads it."""
+    source = malicious_zip_pt(directory, marker)
+    target = directory / "upper.pt"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename.replace("data.pkl", "DATA.PKL"), zin.read(info.filename))
+    return target
+
+
 def missing_storage_pt(directory: Path) -> Path:
     source = state_dict_pt(directory)
     return rewrite_zip(source, directory / "missing.pt", drop=("model/data/1",))
