@@ -25,6 +25,7 @@ from modelshield.formats.zip_reader import (
     member_element,
     read_member_bytes,
     read_zip,
+    starts_with_zip_header,
     zip_findings,
 )
 from modelshield.policy.model import Policy
@@ -319,3 +320,7 @@ def member_location(
 ) -> Location:
     """Where a member is, as the chain of the child blob the zip reader makes for it."""
     return Location(chain=blob.child_chain(member_element(archive, member)), detail=detail)
+
+
+# A zip behind other data is read a second time, after the format that starts at byte 0.
+anchored = starts_with_zip_header
