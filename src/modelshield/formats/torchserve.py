@@ -12,7 +12,14 @@ from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.limits import LimitExceeded
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.pytorch_zip import member_location, sniff_archive
-from modelshield.formats.zip_reader import ZipArchive, member_blobs, read_member_bytes, read_zip, zip_findings
+from modelshield.formats.zip_reader import (
+    ZipArchive,
+    member_blobs,
+    read_member_bytes,
+    read_zip,
+    starts_with_zip_header,
+    zip_findings,
+)
 from modelshield.rules import pytorch as rules
 
 name = "torchserve"
@@ -158,3 +165,7 @@ def _missing(where: Location, key: str, value: str) -> ScanEvent:
     return rules.SERVE_MISSING_FILE.at(
         _with_detail(where, f"model.{key}"), f"manifest {key} {value!r:.120} is not in the archive"
     )
+
+
+# A zip behind other data is read a second time, after the format that starts at byte 0.
+anchored = starts_with_zip_header
