@@ -20,7 +20,7 @@ from modelshield.policy.model import Policy
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 # Attribute names whose traversal escapes into interpreter internals (globals, builtins, subclasses).
 ESCAPE_ATTRIBUTES = frozenset(
@@ -77,7 +77,8 @@ class _Lists:
 
 def _read_toml(name: str) -> dict[str, Any]:
     text = resources.files("modelshield.policy").joinpath(name).read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    parsed: dict[str, Any] = tomllib.loads(text)
+    return parsed
 
 
 @lru_cache(maxsize=1)

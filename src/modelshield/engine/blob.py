@@ -9,11 +9,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from modelshield.engine.limits import LimitExceeded
 
 HEAD_BYTES = 4096
+
+
+class ByteReader(Protocol):
+    """What a blob's stream offers: sequential reads, and closing as a context manager."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ByteReader: ...
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> None: ...
 
 
 class Blob(ABC):
@@ -36,7 +48,7 @@ class Blob(ABC):
         """All bytes as one buffer; streams are materialised within the materialisation limit."""
 
     @abstractmethod
-    def stream(self) -> BinaryIO:
+    def stream(self) -> ByteReader:
         """A fresh sequential reader from the start."""
 
     def tail(self, n: int) -> bytes:
@@ -72,7 +84,7 @@ class BufferBlob(Blob):
     def view(self) -> memoryview:
         return self._view
 
-    def stream(self) -> BinaryIO:
+    def stream(self) -> ByteReader:
         return _MemoryViewReader(self._view)
 
     def slice(self, offset: int, length: int, element: str) -> BufferBlob:
@@ -85,7 +97,7 @@ class StreamBlob(Blob):
 
     def __init__(
         self,
-        opener: Callable[[], BinaryIO],
+        opener: Callable[[], ByteReader],
         declared_size: int,
         chain: tuple[str, ...],
         max_bytes: int,
@@ -123,7 +135,7 @@ class StreamBlob(Blob):
             self._data = memoryview(data)
         return self._data
 
-    def stream(self) -> BinaryIO:
+    def stream(self) -> ByteReader:
         if self._data is not None:
             return _MemoryViewReader(self._data)
         return self._opener()

@@ -16,8 +16,11 @@ ScanEvent = Finding | ScanIssue | Blob
 class FormatHandler(Protocol):
     """One module per format. `sniff` looks at content only, never at a name or extension."""
 
-    name: str
-    version: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
 
     def sniff(self, blob: Blob) -> bool: ...
 

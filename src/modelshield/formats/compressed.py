@@ -9,9 +9,9 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
-from modelshield.engine.blob import Blob, BufferBlob, StreamBlob
+from modelshield.engine.blob import Blob, BufferBlob, ByteReader, StreamBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.engine.limits import LimitExceeded, MiB
@@ -180,7 +180,7 @@ class DecompressingReader:
 
 
 def decode_chunks(
-    source: BinaryIO,
+    source: ByteReader,
     make_decoder: Callable[[], StreamDecoder],
     record: ExpansionRecord,
     next_member: Callable[[bytes], bool] | None = None,
@@ -209,11 +209,13 @@ def decode_chunks(
             pending = leftover
 
 
-def zstd_chunks(source: BinaryIO) -> Iterator[bytes]:
+def zstd_chunks(source: ByteReader) -> Iterator[bytes]:
     """Decoded zstd chunks; zstandard's stream reader bounds each read, so one frame cannot explode."""
     import zstandard  # imported on first use: most scans never meet zstd
 
-    with zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True, closefd=False) as reader:
+    decompressor = zstandard.ZstdDecompressor()
+    # zstandard only needs .read(); its annotation asks for a full IO[bytes].
+    with decompressor.stream_reader(source, read_across_frames=True, closefd=False) as reader:  # type: ignore[arg-type]
         while chunk := reader.read(OUTPUT_CHUNK):
             yield chunk
 
@@ -249,7 +251,7 @@ class CompressedFormat:
     name: str
     element: str
     recognise: Callable[[bytes], bool]
-    open_chunks: Callable[[BinaryIO, ExpansionRecord], Iterator[bytes]]
+    open_chunks: Callable[[ByteReader, ExpansionRecord], Iterator[bytes]]
     version: str = "1"
 
     def sniff(self, blob: Blob) -> bool:
@@ -282,7 +284,7 @@ def _gzip_follows(leftover: bytes) -> bool:
     return leftover.startswith(GZIP_MAGIC)
 
 
-def _gzip_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _gzip_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return decode_chunks(source, lambda: ZlibDecoder(16 + zlib.MAX_WBITS), record, _gzip_follows)
 
 
@@ -295,14 +297,14 @@ def _is_bzip2(head: bytes) -> bool:
     )
 
 
-def _bzip2_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _bzip2_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return decode_chunks(source, bz2.BZ2Decompressor, record, lambda rest: rest.startswith(b"BZh"))
 
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
-def _xz_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _xz_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return decode_chunks(
         source, lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), record, lambda rest: rest.startswith(XZ_MAGIC)
     )
@@ -330,14 +332,14 @@ def _is_lzma_alone(head: bytes) -> bool:
     return True
 
 
-def _lzma_alone_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _lzma_alone_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return decode_chunks(source, lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE), record)
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def _zstd_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _zstd_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return zstd_chunks(source)
 
 
@@ -354,7 +356,7 @@ def _is_zlib(head: bytes) -> bool:
     return True
 
 
-def _zlib_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _zlib_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return decode_chunks(source, lambda: ZlibDecoder(zlib.MAX_WBITS), record)
 
 

@@ -87,7 +87,8 @@ def joblib_inline_data(inst: ObjectRef, data: memoryview, pos: int) -> InlineDat
     itemsize, has_object = _dtype_itemsize(inst.attrs.get("dtype"))
     if has_object:
         return InlineData(nested_pickle=True)
-    if dims is None or not all(isinstance(d, int) and d >= 0 for d in dims) or itemsize is None:
+    sizes = [d for d in dims if isinstance(d, int) and d >= 0] if dims is not None else []
+    if dims is None or len(sizes) != len(dims) or itemsize is None:
         return InlineData(
             problem="joblib array with a shape or dtype that cannot be known statically; "
             "the rest of the stream was not scanned"
@@ -100,7 +101,7 @@ def joblib_inline_data(inst: ObjectRef, data: memoryview, pos: int) -> InlineDat
         padding = 1 + data[pos]
     elif not isinstance(inst.attrs.get("numpy_array_alignment_bytes", None), type(None)):
         return InlineData(problem="joblib array alignment that cannot be known statically")
-    return InlineData(skip=padding + prod(dims) * itemsize)
+    return InlineData(skip=padding + prod(sizes) * itemsize)
 
 
 __all__ = ["joblib_inline_data"]

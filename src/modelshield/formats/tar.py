@@ -170,7 +170,7 @@ def _child(blob: Blob, ctx: ScanContext, member: TarMember, element: str) -> Blo
         available = max(0, min(member.size, blob.size - member.data_offset))
         return blob.slice(member.data_offset, available, element)
     return StreamBlob(
-        lambda: cast(BinaryIO, _SkippingReader(blob, member)),
+        lambda: _SkippingReader(blob, member),
         member.size,
         blob.child_chain(element),
         ctx.limits.max_materialized_bytes,

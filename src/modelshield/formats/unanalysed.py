@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from modelshield.engine.blob import Blob
@@ -18,7 +18,7 @@ def _is_safetensors(blob: Blob) -> bool:
     head = blob.head(16)
     if len(head) < 10:
         return False
-    (length,) = struct.unpack_from("<Q", head)
+    length: int = struct.unpack_from("<Q", head)[0]
     return 2 <= length <= blob.size - 8 and head[8:9] == b"{" and head[9:10] in b'"}'
 
 
@@ -26,7 +26,8 @@ def _is_gguf(blob: Blob) -> bool:
     head = blob.head(8)
     if head[:4] not in (b"GGUF", b"FUGG"):
         return False
-    le, be = struct.unpack_from("<I", head, 4)[0], struct.unpack_from(">I", head, 4)[0]
+    le: int = struct.unpack_from("<I", head, 4)[0]
+    be: int = struct.unpack_from(">I", head, 4)[0]
     return 1 <= le <= 3 or 1 <= be <= 3
 
 
@@ -62,11 +63,12 @@ class UnanalysedFormat:
 
     name: str
     label: str
-    detect: object
+    detect: Callable[[Blob], bool]
     version: str = "1"
 
     def sniff(self, blob: Blob) -> bool:
-        return bool(self.detect(blob))  # type: ignore[operator]
+        detected: bool = self.detect(blob)
+        return detected
 
     def scan(self, blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         yield ScanIssue(

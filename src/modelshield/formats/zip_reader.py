@@ -13,9 +13,8 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
-from modelshield.engine.blob import Blob, StreamBlob
+from modelshield.engine.blob import Blob, ByteReader, StreamBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue, Severity
 from modelshield.engine.limits import LimitExceeded, MiB
@@ -474,7 +473,7 @@ def link_finding(
 # ---- member data ----
 
 
-def _zip_lzma_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _zip_lzma_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     header = source.read(4)
     if len(header) < 4:
         raise ValueError("zip LZMA member is missing its properties header")
@@ -487,7 +486,7 @@ def _zip_lzma_chunks(source: BinaryIO, record: ExpansionRecord) -> Iterator[byte
     return decode_chunks(source, lambda: lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma1]), record)
 
 
-def _member_chunks(method: int, source: BinaryIO, record: ExpansionRecord) -> Iterator[bytes]:
+def _member_chunks(method: int, source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     if method == DEFLATED:
         return decode_chunks(source, lambda: ZlibDecoder(-zlib.MAX_WBITS), record)
     if method == BZIP2:
