@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import subprocess
 import sys
@@ -210,3 +211,31 @@ def test_torch_load_reads_tar_storage_and_runs_views_payload(tmp_path: Path) -> 
     evil = samples.legacy_tar_with_storage(tmp_path, marker)
     run_loader(f"import torch; torch.load({str(evil)!r}, weights_only=False)")
     assert marker.exists()
+
+
+class _OddIdPickler(pickle.Pickler):
+    def persistent_id(self, obj: object) -> object:
+        return ("module", "os", "/tmp/x.py", "source") if obj == "hook" else None
+
+
+def test_persistent_id_that_is_not_a_storage(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    _OddIdPickler(buffer, protocol=2).dump({"w": "hook"})
+    source = samples.state_dict_pt(tmp_path)
+    path = samples.rewrite_zip(
+        source, tmp_path / "oddid.pt", drop=("model/data.pkl",), add=(("model/data.pkl", buffer.getvalue()),)
+    )
+    file = scan_one(path)
+    assert ("PYTORCH-ODD-PERSISTENT-ID", ("model/data.pkl",)) in hits(file)
+
+
+def test_legacy_protocol_version_other_than_1001(tmp_path: Path) -> None:
+    path = samples.legacy_pt(tmp_path)
+    data = path.read_bytes()
+    version_pickle = pickle.dumps(1001, protocol=2)
+    assert version_pickle in data
+    path.write_bytes(data.replace(version_pickle, pickle.dumps(999, protocol=2), 1))
+    file = scan_one(path)
+    assert {(f.rule_id, f.location.detail) for f in file.findings} == {
+        ("PYTORCH-LEGACY-HEADER", "protocol version")
+    }

@@ -113,3 +113,16 @@ def test_jit_load_runs_setstate_while_loading(tmp_path: Path) -> None:
     path = samples.edited_torchscript(tmp_path, marker, in_setstate=True)
     run_loader(f"import torch; torch.jit.load({str(path)!r})")
     assert marker.exists()
+
+
+def test_code_member_that_does_not_parse(tmp_path: Path) -> None:
+    source = samples.scripted_pt(tmp_path)
+    broken = b"class TinyNet(Module:\n  def forward(self, x):\n    torch.save(x, 'out')\n"
+    path = samples.rewrite_zip(
+        source, tmp_path / "broken.pt", drop=(CODE_MEMBER,), add=((CODE_MEMBER, broken),)
+    )
+    file = scan_one(path)
+    assert {(f.rule_id, f.location.chain[1:]) for f in file.findings} == {
+        ("TORCHSCRIPT-UNPARSED-CODE", (CODE_MEMBER,)),
+        ("TORCHSCRIPT-FILE-ACCESS", (CODE_MEMBER,)),
+    }

@@ -56,3 +56,10 @@ def test_serialized_model_payload_is_found_inside(tmp_path: Path) -> None:
     file = scan_one(samples.mar(tmp_path, extra={"extra.pt": evil, "state.pkl": pickle.dumps({"a": 1})}))
     assert ("PICKLE-DANGEROUS-CALL", ("extra.pt", "evil/data.pkl"), None) in hits(file)
     assert file.verdict is Verdict.MALICIOUS
+
+
+def test_manifest_names_a_missing_model(tmp_path: Path) -> None:
+    source = samples.mar(tmp_path)
+    path = samples.rewrite_zip(source, tmp_path / "nomodel.mar", drop=("weights.pt",))
+    file = scan_one(path)
+    assert hits(file) == {("TORCHSERVE-MISSING-FILE", ("MAR-INF/MANIFEST.json",), "model.serializedFile")}
