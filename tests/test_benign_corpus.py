@@ -132,16 +132,7 @@ def test_real_loader_accepts_every_file(
 # Findings on benign files that the engine still gets wrong, each reported to its owner. A gap that no
 # longer occurs fails the test (strict), so this table can only shrink.
 KNOWN_ENGINE_GAPS: dict[tuple[str, str], str] = {
-    ("torch_legacy_whole_module.pt", "PICKLE-UNKNOWN-CALL"): (
-        "legacy persistent id ('module', cls, file, source) is not resolved to the torch.nn class"
-    ),
     ("model.safetensors", "issue:unsupported"): "no safetensors handler yet",
-    ("dill_data.pkl", "PICKLE-UNKNOWN-IMPORT"): "dill._load_type('int') modelled as types.int",
-    ("dill_data_recurse.pkl", "PICKLE-UNKNOWN-IMPORT"): "dill._load_type('int') modelled as types.int",
-    ("dill_data_recurse.pkl", "PICKLE-UNKNOWN-CALL"): "dill._load_type('set') modelled as types.set",
-    ("cloudpickle_data.pkl", "PICKLE-UNKNOWN-CALL"): (
-        "builtins.type(None), how pickle stores NoneType, is judged as a call of builtins.type"
-    ),
 }
 
 

@@ -216,8 +216,19 @@ _TYPE_NAMES = {
 }
 
 
+_BUILTIN_TYPES = frozenset(
+    {
+        "bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "memoryview",
+        "object", "range", "set", "slice", "str", "tuple", "type", "property", "staticmethod", "classmethod",
+    }
+)  # fmt: skip
+
+
 def types_attribute(name: str) -> str:
-    """The qualified name `dill._load_type(name)` / `cloudpickle._builtin_type(name)` returns."""
+    """The qualified name `dill._load_type(name)` / `cloudpickle._builtin_type(name)` returns:
+    builtin type names map to builtins, the rest to the `types` module."""
+    if name in _BUILTIN_TYPES:
+        return f"builtins.{name}"
     return _TYPE_NAMES.get(name, f"types.{name}")
 
 

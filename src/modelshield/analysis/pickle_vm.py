@@ -503,6 +503,14 @@ class PickleMachine:
         if name in fx.TYPES_GETTERS and args and isinstance(args[0], str):
             self._record(name, "call", evidence, via, args)
             return self._resolved(fx.types_attribute(args[0]), f"{name}({args[0]!r})")
+        if name == "builtins.type" and len(args) == 1:
+            # type(x) only returns x's class; plain pickle stores NoneType as type(None).
+            return ObjectRef(
+                func=GlobalRef("builtins.type", name, -1),
+                kind="type",
+                event_index=-1,
+                note=f"type({render(args[0])})",
+            )
         if name in fx.MUTATORS and len(args) >= 3:
             self._record(name, "call", evidence, via, args)
             self._mutate(name, args[0], args[1], args[2])
@@ -1139,6 +1147,11 @@ class PickleMachine:
     def op_BINPERSID(self) -> None:
         pid = self._pop()
         self.run_info.persistent_ids.append(pid)
+        if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" and isinstance(pid[1], GlobalRef):
+            # Legacy torch.save stores a module's class as ('module', cls, file, source);
+            # torch's persistent_load hands back cls itself.
+            self._push(pid[1])
+            return
         self._push(PersistentRef(pid))
 
     # ---- opcodes: calls and state ---------------------------------------------------------------
