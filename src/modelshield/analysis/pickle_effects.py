@@ -220,6 +220,7 @@ _BUILTIN_TYPES = frozenset(
     {
         "bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset", "int", "list", "memoryview",
         "object", "range", "set", "slice", "str", "tuple", "type", "property", "staticmethod", "classmethod",
+        "NoneType",
     }
 )  # fmt: skip
 
