@@ -60,8 +60,10 @@ FLAG_MASKED_HEADERS = 0x2000
 # descriptor 3, enhanced deflate 4 and UTF-8 names 11.
 _ORDINARY_FLAGS = FLAG_ENCRYPTED | 0x0002 | 0x0004 | FLAG_DATA_DESCRIPTOR | 0x0010 | FLAG_UTF8
 
-CRC_CHECK_MAX_BYTES = 64 * MiB
-"""Members up to this size are decompressed (or read) once more to verify their CRC."""
+CRC_CHECK_MAX_BYTES = 1 * MiB
+"""Members up to this size are decompressed (or read) once more to verify their CRC. Larger ones are
+tensor data in practice, which is never read just for a CRC (every member is scanned by content
+whatever its CRC says)."""
 
 LINK_TARGET_MAX_BYTES = 4096
 
