@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
 
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
@@ -68,6 +67,8 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     if kind == "requirements":
         yield from _scan_requirement_lines(blob, ctx, text.splitlines(), "requirements")
         return
+    import yaml  # type: ignore[import-untyped]  # only when an MLflow file is met: fast start-up
+
     try:
         document = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as exc:
