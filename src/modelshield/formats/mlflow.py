@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import ScanIssue
