@@ -297,6 +297,7 @@ MS_NOHASH = "modelshield --no-hash"
 MS_HASH = "modelshield (hash)"
 SHA256SUM = "sha256sum"
 CAT = "cat > /dev/null"
+OPENSSL = "openssl dgst -sha256"
 
 
 def build_commands(workdir: Path, include_peers: bool, only_modelshield: bool = False) -> list[Command]:
@@ -308,6 +309,9 @@ def build_commands(workdir: Path, include_peers: bool, only_modelshield: bool = 
     if only_modelshield:
         return commands
     commands += [Command(SHA256SUM, ("sha256sum",)), Command(CAT, ("cat",))]
+    if shutil.which("openssl"):
+        # context only: coreutils' sha256sum may lack the SHA extensions that OpenSSL (and so hashlib) use
+        commands.append(Command(OPENSSL, ("openssl", "dgst", "-sha256")))
     if include_peers:
         bin_dir = peers_venv(workdir) / "bin"
         if (bin_dir / "picklescan").exists():
