@@ -104,3 +104,58 @@ def test_real_joblib_load_runs_the_object_array_payload(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], timeout=60, check=False, capture_output=True)
     assert marker.exists()
     assert modelshield.scan(path).verdict is Verdict.MALICIOUS
+
+
+def _zfile(payload: bytes) -> bytes:
+    """joblib's pre-0.10 compressed format: b'ZF' + hex length padded to 19 + zlib data."""
+    import zlib
+
+    return b"ZF" + hex(len(payload)).encode().ljust(19) + zlib.compress(payload)
+
+
+def _old_joblib_pickle(filename: str) -> bytes:
+    import pickle
+
+    from joblib.numpy_pickle_compat import NDArrayWrapper
+
+    return pickle.dumps({"w": NDArrayWrapper(filename, np.ndarray)}, protocol=2)
+
+
+def test_joblib_zfile_payload_is_found_and_really_runs(tmp_path: Path) -> None:
+    import pickle
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "old.pkl"
+    path.write_bytes(_zfile(pickle.dumps(MarkerPayload(marker), protocol=2)))
+    result = modelshield.scan(path)
+    (found,) = _dangerous(result)
+    assert found.location.chain == (str(path), "zfile-decompressed")
+    assert result.files[0].tree.format == "joblib-zfile"
+    code = f"import joblib; joblib.load({str(path)!r})"
+    subprocess.run([sys.executable, "-c", code], timeout=60, check=False, capture_output=True)
+    assert marker.exists()
+
+
+def test_old_joblib_array_file_outside_the_folder_is_flagged_and_really_loaded(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.npy"
+    np.save(evil, np.array([MarkerPayload(marker)], dtype=object), allow_pickle=True)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    path = model_dir / "model.pkl"
+    path.write_bytes(_zfile(_old_joblib_pickle("../evil.npy")))
+    findings = [f for f in modelshield.scan(path).files[0].findings if f.rule_id == "PICKLE-EXTERNAL-FILE"]
+    assert [(f.severity, f.evidence, f.location.chain) for f in findings] == [
+        (Severity.HIGH, "../evil.npy", (str(path), "zfile-decompressed"))
+    ]
+    code = f"import joblib; joblib.load({str(path)!r})"
+    subprocess.run([sys.executable, "-c", code], timeout=60, check=False, capture_output=True)
+    assert marker.exists()  # joblib really unpickles the file the wrapper names
+
+
+def test_old_joblib_sibling_array_file_is_only_named(tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_zfile(_old_joblib_pickle("model.pkl_01.npy")))
+    file = modelshield.scan(path).files[0]
+    (finding,) = [f for f in file.findings if f.rule_id == "PICKLE-EXTERNAL-FILE"]
+    assert finding.severity is Severity.INFO and finding.evidence == "model.pkl_01.npy"

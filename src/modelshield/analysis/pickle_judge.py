@@ -201,6 +201,22 @@ def _call_message(call: CallEvent, verdict: CallableVerdict) -> str:
 
 
 def _judge_anomaly(anomaly: Anomaly, out: _Collector) -> None:
+    if anomaly.kind == "external-file":
+        name = anomaly.evidence
+        escapes = (
+            name.startswith(("/", "\\"))
+            or ".." in name.replace("\\", "/").split("/")
+            or (len(name) > 1 and name[1] == ":")
+        )
+        out.add(
+            anomaly.kind + name,
+            rules.EXTERNAL_FILE,
+            anomaly.site,
+            anomaly.message + ("; the name leaves the model's folder" if escapes else ""),
+            evidence=name,
+            severity=Severity.HIGH if escapes or name == "<computed name>" else None,
+        )
+        return
     rule = _ANOMALY_RULES.get(anomaly.kind)
     if rule is None:
         return

@@ -145,6 +145,7 @@ class InlineData:
     skip: int = 0
     nested_pickle: bool = False
     problem: str | None = None
+    external_file: str | None = None
 
 
 InlineDataHook = Callable[[ObjectRef, memoryview, int], "InlineData | None"]
@@ -1232,6 +1233,14 @@ class PickleMachine:
             self._frame_end = None  # inline data is read from the raw stream, after the frame
         if action.problem is not None:
             raise _Unresolvable(action.problem)
+        if action.external_file is not None:
+            self._anomaly(
+                "external-file",
+                f"the loader reads {action.external_file!r} from beside the file "
+                "(np.load with allow_pickle=True or a zlib file read)",
+                action.external_file,
+            )
+            return
         if action.nested_pickle:
             sub = PickleMachine(self.data, self.pos, self.limits, self.deadline, self.inline_data)
             sub_run = sub.run()

@@ -360,14 +360,65 @@ def _zlib_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]
     return decode_chunks(source, lambda: ZlibDecoder(zlib.MAX_WBITS), record)
 
 
+# joblib's pre-0.10 "z-file": b"ZF", the data length in hex padded to 19 characters, an optional space
+# (older writers), then a zlib stream. joblib.load still reads it.
+ZFILE_PREFIX = b"ZF"
+ZFILE_HEADER = len(ZFILE_PREFIX) + 19
+
+
+def _is_joblib_zfile(head: bytes) -> bool:
+    if not head.startswith(ZFILE_PREFIX) or len(head) <= ZFILE_HEADER:
+        return False
+    try:
+        int(head[len(ZFILE_PREFIX) : ZFILE_HEADER].strip(), 16)
+    except ValueError:
+        return False
+    start = ZFILE_HEADER + (head[ZFILE_HEADER : ZFILE_HEADER + 1] == b" ")
+    return _is_zlib(head[start:])
+
+
+class _Prefixed:
+    """A reader that yields `prefix` before the rest of `source`."""
+
+    def __init__(self, prefix: bytes, source: ByteReader) -> None:
+        self._prefix = prefix
+        self._source = source
+
+    def read(self, n: int = -1, /) -> bytes:
+        if not self._prefix:
+            return self._source.read(n)
+        if n < 0:
+            out, self._prefix = self._prefix, b""
+            return out + self._source.read()
+        out, self._prefix = self._prefix[:n], self._prefix[n:]
+        return out
+
+    def close(self) -> None:
+        self._source.close()
+
+    def __enter__(self) -> _Prefixed:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> None:
+        self.close()
+
+
+def _joblib_zfile_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
+    source.read(ZFILE_HEADER)
+    first = source.read(1)
+    rest = _Prefixed(b"" if first == b" " else first, source)
+    return decode_chunks(rest, lambda: ZlibDecoder(zlib.MAX_WBITS), record)
+
+
 GZIP = CompressedFormat("gzip", "gzip-decompressed", _is_gzip, _gzip_chunks)
 BZIP2 = CompressedFormat("bzip2", "bzip2-decompressed", _is_bzip2, _bzip2_chunks)
 XZ = CompressedFormat("xz", "xz-decompressed", lambda head: head.startswith(XZ_MAGIC), _xz_chunks)
 LZMA_ALONE = CompressedFormat("lzma", "lzma-decompressed", _is_lzma_alone, _lzma_alone_chunks)
 ZSTD = CompressedFormat("zstd", "zstd-decompressed", lambda head: head.startswith(ZSTD_MAGIC), _zstd_chunks)
 ZLIB = CompressedFormat("zlib", "zlib-decompressed", _is_zlib, _zlib_chunks)
+JOBLIB_ZFILE = CompressedFormat("joblib-zfile", "zfile-decompressed", _is_joblib_zfile, _joblib_zfile_chunks)
 
-HANDLERS: tuple[CompressedFormat, ...] = (GZIP, BZIP2, XZ, ZSTD, LZMA_ALONE, ZLIB)
+HANDLERS: tuple[CompressedFormat, ...] = (GZIP, BZIP2, XZ, ZSTD, JOBLIB_ZFILE, LZMA_ALONE, ZLIB)
 """In sniffing order: unambiguous magics first, the heuristic lzma-alone and zlib checks last."""
 
 

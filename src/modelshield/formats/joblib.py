@@ -78,9 +78,25 @@ def _dtype_itemsize(dtype: object) -> tuple[int | None, bool]:
     return _FIXED_SIZES.get(kind), has_object
 
 
+# joblib < 0.10 kept each array in its own file next to the pickle and named it in the wrapper.
+FILE_WRAPPER_CLASSES = frozenset(
+    {
+        f"{package}numpy_pickle{compat}.{cls}"
+        for package in ("joblib.", "sklearn.externals.joblib.")
+        for compat in ("", "_compat")
+        for cls in ("NDArrayWrapper", "ZNDArrayWrapper")
+    }
+)
+
+
 def joblib_inline_data(inst: ObjectRef, data: memoryview, pos: int) -> InlineData | None:
     """After BUILD of a NumpyArrayWrapper: how joblib's unpickler reads the array from the stream."""
-    if not isinstance(inst.func, GlobalRef) or inst.func.qualname not in WRAPPER_CLASSES:
+    if not isinstance(inst.func, GlobalRef):
+        return None
+    if inst.func.qualname in FILE_WRAPPER_CLASSES:
+        filename = inst.attrs.get("filename")
+        return InlineData(external_file=filename if isinstance(filename, str) else "<computed name>")
+    if inst.func.qualname not in WRAPPER_CLASSES:
         return None
     shape = inst.attrs.get("shape")
     dims = shape if isinstance(shape, tuple) else tuple(shape.items) if isinstance(shape, SymList) else None

@@ -202,6 +202,23 @@ MALFORMED = Rule(
     ),
 )
 
+EXTERNAL_FILE = Rule(
+    id="PICKLE-EXTERNAL-FILE",
+    title="Loading reads another file named inside the pickle",
+    severity=Severity.INFO,
+    category=Category.FILESYSTEM,
+    cwe="CWE-73",
+    description=(
+        "Old joblib files (before 0.10) name each array's file in the pickle; joblib.load opens that "
+        "path relative to the pickle and loads it with np.load(allow_pickle=True). A name that is "
+        "absolute or climbs out of the folder makes the loader read, and unpickle, any file."
+    ),
+    remediation=(
+        "Scan the named file too (it is loaded as a pickle-capable .npy), and refuse names that leave "
+        "the model's folder."
+    ),
+)
+
 TRAILING_DATA = Rule(
     id="PICKLE-TRAILING-DATA",
     title="Data follows the last pickle in the stream",
@@ -225,5 +242,6 @@ RULES: tuple[Rule, ...] = (
     SETSTATE_PLANTED,
     EXTENSION_CODE,
     MALFORMED,
+    EXTERNAL_FILE,
     TRAILING_DATA,
 )
