@@ -20,6 +20,8 @@ class ScanContext:
     depth: int = 0
     expanded_bytes: int = 0
     started: float = field(default_factory=time.monotonic)
+    shared: dict[str, object] = field(default_factory=dict)
+    """Per-file state handlers share, keyed by the owning module (a callable judge, parsed headers)."""
 
     def where(self, blob: Blob, **position: object) -> Location:
         """A location inside `blob` (offset=, opcode_index=, opcode=, detail=)."""

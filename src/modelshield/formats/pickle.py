@@ -11,7 +11,7 @@ from modelshield.analysis.pickle_vm import PickleMachine, opcode_name
 from modelshield.engine.blob import Blob, BufferBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
-from modelshield.engine.limits import DEFAULT_LIMITS, Limits
+from modelshield.engine.limits import Limits
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.joblib import joblib_inline_data
 from modelshield.rules import pickle as rules
@@ -52,11 +52,10 @@ def sniff(blob: Blob) -> bool:
 
 
 def _judge_for(ctx: ScanContext) -> CallableJudge:
-    cached = getattr(ctx, "_callable_judge", None)
-    if cached is None or not isinstance(cached, CallableJudge):
-        cached = CallableJudge(ctx.policy)
-        ctx._callable_judge = cached  # type: ignore[attr-defined]
-    return cached
+    judge = ctx.shared.get(__name__)
+    if not isinstance(judge, CallableJudge):
+        judge = ctx.shared[__name__] = CallableJudge(ctx.policy)
+    return judge
 
 
 def scan_pickles(
@@ -65,7 +64,7 @@ def scan_pickles(
     """Scan consecutive pickles from `start`; returns the offset just after the last one scanned."""
     data = blob.view()
     judge = _judge_for(ctx)
-    limits = ctx.limits if ctx else DEFAULT_LIMITS
+    limits = ctx.limits
     deadline = ctx.started + limits.max_seconds_per_file
     pos = start
     count = 0
