@@ -12,6 +12,7 @@ from modelshield.engine.findings import (
     Location,
     ScanIssue,
     Severity,
+    Suppression,
     Verdict,
 )
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
@@ -30,6 +31,7 @@ __all__ = [
     "ScanIssue",
     "ScanResult",
     "Severity",
+    "Suppression",
     "Verdict",
     "__version__",
     "scan",

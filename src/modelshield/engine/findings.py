@@ -113,8 +113,23 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Suppression:
+    """Why a policy set a finding aside. An expired suppression no longer suppresses, and says so."""
+
+    reason: str
+    source: str
+    expires: str | None = None
+    expired: bool = False
+
+    @property
+    def active(self) -> bool:
+        return not self.expired
+
+
+@dataclass(frozen=True)
 class Finding:
-    """One thing a rule found, complete when created."""
+    """One thing a rule found, complete when created. A policy pass may return a copy with a
+    `suppression`; suppressed findings stay in every output, marked, and do not count."""
 
     rule_id: str
     severity: Severity
@@ -125,6 +140,12 @@ class Finding:
     evidence: str = ""
     remediation: str = ""
     references: tuple[str, ...] = field(default_factory=tuple)
+    suppression: Suppression | None = None
+
+    @property
+    def counts(self) -> bool:
+        """Whether the finding counts towards verdicts and exit codes (not actively suppressed)."""
+        return self.suppression is None or not self.suppression.active
 
 
 @dataclass(frozen=True)
@@ -138,7 +159,7 @@ class ScanIssue:
 
 def verdict_for(findings: tuple[Finding, ...], issues: tuple[ScanIssue, ...]) -> Verdict:
     """Any critical → malicious; any high or medium → suspicious; else error if not fully scanned."""
-    worst = max((f.severity for f in findings), default=Severity.INFO)
+    worst = max((f.severity for f in findings if f.counts), default=Severity.INFO)
     if worst >= Severity.CRITICAL:
         return Verdict.MALICIOUS
     if worst >= Severity.MEDIUM:

@@ -40,7 +40,7 @@ class FileResult:
         return not self.issues
 
     def worst_severity(self) -> Severity | None:
-        return max((f.severity for f in self.findings), default=None)
+        return max((f.severity for f in self.findings if f.counts), default=None)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ScanResult:
         return tuple(f for file in self.files for f in file.findings)
 
     def has_findings_at_or_above(self, threshold: Severity) -> bool:
-        return any(f.severity >= threshold for f in self.findings)
+        return any(f.severity >= threshold for f in self.findings if f.counts)
 
     @property
     def fully_scanned(self) -> bool:
