@@ -450,7 +450,7 @@ def render(
         f"# modelshield benchmark — {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         "",
         f"- machine: {machine_text()}",
-        f"- python: {platform.python_version()}; modelshield: {_modelshield_version()}",
+        f"- python: {platform.python_version()}; {_modelshield_version()}, commit {_commit()}",
         f"- peers: {', '.join(f'{k} {v}' for k, v in peer_versions(workdir).items()) or 'not installed'}",
         f"- method: warm page cache (one unmeasured warm-up run per command and file), median of {runs} "
         f"runs, peak RSS = max over runs via {'GNU time %M' if method == 'time' else 'os.wait4 ru_maxrss'}",
@@ -467,6 +467,26 @@ def render(
     lines += ["", "| target | file | measured | result |", "|---|---|---|---|"]
     lines += [f"| {v.target} | {v.file} | {v.value} | {'PASS' if v.passed else 'FAIL'} |" for v in verdicts]
     return "\n".join(lines) + "\n"
+
+
+def _commit() -> str:
+    """The checked-out commit, with a mark when the work tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no", "--", "../src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 def _modelshield_version() -> str:
