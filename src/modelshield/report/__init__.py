@@ -9,7 +9,7 @@ from modelshield.engine.result import ScanResult
 Renderer = Callable[[ScanResult], str]
 """Every report format is a function from a finished result to the text of the report."""
 
-REPORT_FORMATS: tuple[str, ...] = ("text", "json")
+REPORT_FORMATS: tuple[str, ...] = ("text", "json", "cyclonedx")
 
 
 def renderer_for(format_name: str) -> Renderer:
@@ -22,4 +22,9 @@ def renderer_for(format_name: str) -> Renderer:
         from modelshield.report.text import render_text
 
         return render_text
+    if format_name == "cyclonedx":
+        from modelshield.report.cyclonedx import render_cyclonedx, require_cyclonedx
+
+        require_cyclonedx()  # fail on a missing extra when the format is chosen, not after the scan
+        return render_cyclonedx
     raise ValueError(f"unknown report format: {format_name!r}")
