@@ -16,6 +16,7 @@ PATH_TRAVERSAL = Rule(
     title="Archive member path climbs out of the extraction directory",
     severity=Severity.HIGH,
     category=Category.FILESYSTEM,
+    references=("CVE-2007-4559",),
     cwe="CWE-22",
     description=(
         "A member name contains '..' components that leave the directory the archive is extracted "
@@ -96,6 +97,7 @@ DUPLICATE_MEMBER = Rule(
     title="Archive holds several members with the same name",
     severity=Severity.HIGH,
     category=Category.INTEGRITY,
+    cwe="CWE-436",
     references=("CVE-2025-1944",),
     description=(
         "Two members share a name (for zip, also a name that differs only by case, which PyTorch's "
@@ -122,6 +124,7 @@ ZIP_NAME_MISMATCH = Rule(
     title="Zip member name differs between the local header and the central directory",
     severity=Severity.HIGH,
     category=Category.INTEGRITY,
+    cwe="CWE-436",
     references=("CVE-2025-1944",),
     description=(
         "PyTorch's reader trusts the central-directory name; Python's zipfile refuses the member. "
@@ -136,6 +139,7 @@ ZIP_HEADER_MISMATCH = Rule(
     title="Zip local header disagrees with the central directory",
     severity=Severity.MEDIUM,
     category=Category.INTEGRITY,
+    cwe="CWE-436",
     description=(
         "The compression method, flags or sizes in a member's local header differ from its central "
         "directory entry, or its data decompresses to a different size than declared. Readers that "
@@ -149,6 +153,7 @@ ZIP_BAD_CRC = Rule(
     title="Zip member CRC does not match its data",
     severity=Severity.MEDIUM,
     category=Category.INTEGRITY,
+    cwe="CWE-436",
     references=("CVE-2025-1944", "CVE-2025-10156"),
     description=(
         "PyTorch ignores zip CRCs while Python's zipfile raises on them, so a wrong CRC makes "
@@ -162,6 +167,7 @@ ZIP_UNUSUAL_FLAGS = Rule(
     title="Zip member sets unusual general-purpose flag bits",
     severity=Severity.MEDIUM,
     category=Category.INTEGRITY,
+    cwe="CWE-436",
     references=("CVE-2025-1945",),
     description=(
         "Flag bits that standard writers never set (patched data, strong encryption, masked headers, "
@@ -175,6 +181,7 @@ ZIP_ENCRYPTED = Rule(
     title="Zip member is marked as encrypted",
     severity=Severity.MEDIUM,
     category=Category.INTEGRITY,
+    cwe="CWE-436",
     references=("CVE-2025-1945",),
     description=(
         "The member is flagged as encrypted. Its content cannot be verified, and a false flag makes "
@@ -189,6 +196,7 @@ ZIP_HIDDEN_MEMBER = Rule(
     title="Zip holds a local entry that the central directory does not list",
     severity=Severity.HIGH,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-436",
     description=(
         "A local file header sits outside every listed member. Readers that walk local headers "
         "(streaming unzip, some scanners) see it; readers of the central directory do not. It is "
@@ -216,6 +224,7 @@ ZIP_PREPENDED_DATA = Rule(
     title="Data precedes the first zip member",
     severity=Severity.MEDIUM,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-436",
     description=(
         "Bytes before the first local header are ignored by zip readers but read by whatever opens "
         "the file as another format (a polyglot). They are scanned as a child of this file."
@@ -228,6 +237,7 @@ ZIP_TRAILING_DATA = Rule(
     title="Data follows the end of the zip",
     severity=Severity.MEDIUM,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-506",
     confidence=Confidence.MEDIUM,
     description=(
         "Bytes after the end-of-central-directory record are ignored by zip readers and can carry a "

@@ -53,6 +53,7 @@ PICKLED_MODEL = Rule(
     title="MLflow flavor stores the model as a pickle",
     severity=Severity.LOW,
     category=Category.UNSAFE_MODULE,
+    references=("CVE-2024-37052", "CVE-2024-37056"),
     cwe="CWE-502",
     confidence=Confidence.MEDIUM,
     description=(

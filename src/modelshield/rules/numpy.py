@@ -10,6 +10,7 @@ OBJECT_ARRAY = Rule(
     title="NumPy array of Python objects: its data is a pickle",
     severity=Severity.INFO,
     category=Category.UNSAFE_MODULE,
+    references=("CVE-2019-6446",),
     cwe="CWE-502",
     description=(
         "The array's dtype holds Python objects, so np.save stored the data as a pickle and np.load "
@@ -27,6 +28,7 @@ MALFORMED_HEADER = Rule(
     title="NumPy header is malformed",
     severity=Severity.LOW,
     category=Category.INTEGRITY,
+    cwe="CWE-436",
     description=(
         "The .npy header is not what np.save writes (bad version, a header that is not a literal "
         "dict, missing or extra keys, an unknown dtype). np.load refuses most of these; a scanner "
@@ -40,6 +42,7 @@ OVERSIZED_HEADER = Rule(
     title="NumPy header is larger than numpy accepts by default",
     severity=Severity.MEDIUM,
     category=Category.DECOMPRESSION,
+    cwe="CWE-400",
     description=(
         "np.load refuses headers over 10,000 characters unless allow_pickle=True is passed, because "
         "evaluating a huge literal exhausts memory and time. Real arrays have short headers."
@@ -74,6 +77,7 @@ APPENDED_DATA = Rule(
     title="Data follows the array in a NumPy file",
     severity=Severity.MEDIUM,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-506",
     confidence=Confidence.MEDIUM,
     description=(
         "Bytes after shape × itemsize are never read by np.load; np.save does not write them. They "

@@ -191,6 +191,7 @@ MALFORMED = Rule(
     title="Pickle stream is malformed or truncated",
     severity=Severity.MEDIUM,
     category=Category.INTEGRITY,
+    cwe="CWE-502",
     description=(
         "The stream breaks (bad opcode, truncation, stack or memo misuse). Unpicklers execute every "
         "instruction before the break, so broken streams are used to hide payloads from scanners "
@@ -224,6 +225,7 @@ TRAILING_DATA = Rule(
     title="Data follows the last pickle in the stream",
     severity=Severity.INFO,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-506",
     description="Bytes after the final STOP are not read by pickle.load but may carry a payload.",
     remediation="Check what produced the extra bytes; a plain pickle file ends at its STOP opcode.",
 )

@@ -13,6 +13,7 @@ EMBEDDED_CONTENT = Rule(
     title="PyTorch archive carries members torch never reads",
     severity=Severity.MEDIUM,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-506",
     confidence=Confidence.MEDIUM,
     description=(
         "torch.save writes data.pkl, data/<key> storages and a few small records. Scripts, "
@@ -65,6 +66,7 @@ ODD_PERSISTENT_ID = Rule(
     title="data.pkl uses a persistent id torch.load does not write",
     severity=Severity.MEDIUM,
     category=Category.INTEGRITY,
+    cwe="CWE-502",
     confidence=Confidence.MEDIUM,
     description=(
         "torch.save only emits ('storage', …) persistent ids. Anything else is handed to the loader's "
@@ -78,6 +80,7 @@ LEGACY_APPENDED = Rule(
     title="Data follows the storages of a legacy PyTorch file",
     severity=Severity.MEDIUM,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-506",
     confidence=Confidence.MEDIUM,
     description=(
         "The legacy format ends after the last storage named in the storage-keys pickle. Extra bytes "
@@ -112,6 +115,7 @@ TS_FILE_ACCESS = Rule(
     title="TorchScript code reads or writes files",
     severity=Severity.HIGH,
     category=Category.FILESYSTEM,
+    cwe="CWE-73",
     description=(
         "The archive's code calls an operator that touches the file system (aten::save writes a "
         "file, aten::from_file reads or maps one). Code in a __setstate__ method runs during "
@@ -125,6 +129,7 @@ TS_LIBRARY_LOAD = Rule(
     title="TorchScript code loads a native library",
     severity=Severity.CRITICAL,
     category=Category.CODE_EXECUTION,
+    cwe="CWE-114",
     description="Loading a shared library runs its native initialisers: arbitrary code.",
     remediation=_REVIEW_CODE,
 )
@@ -134,6 +139,7 @@ TS_PYTHON_ESCAPE = Rule(
     title="TorchScript code names Python facilities that run code or reach the system",
     severity=Severity.HIGH,
     category=Category.CODE_EXECUTION,
+    cwe="CWE-94",
     confidence=Confidence.MEDIUM,
     description=(
         "open, exec, eval, __import__, os, subprocess, socket and similar names are not TorchScript; "
@@ -148,6 +154,7 @@ TS_CUSTOM_OP = Rule(
     title="TorchScript code calls an operator outside PyTorch's own namespaces",
     severity=Severity.MEDIUM,
     category=Category.UNSAFE_MODULE,
+    cwe="CWE-829",
     confidence=Confidence.MEDIUM,
     description=(
         "ops.<namespace>.<name> resolves to a native operator registered by an extension library. "
@@ -161,6 +168,7 @@ TS_CUSTOM_CLASS = Rule(
     title="TorchScript code uses a custom C++ class",
     severity=Severity.MEDIUM,
     category=Category.UNSAFE_MODULE,
+    cwe="CWE-829",
     confidence=Confidence.MEDIUM,
     description=(
         "torch.classes.<namespace>.<Class> is native code registered by an extension; its "
@@ -197,6 +205,7 @@ SERVE_CUSTOM_HANDLER = Rule(
     title="TorchServe archive runs a custom Python handler",
     severity=Severity.MEDIUM,
     category=Category.CODE_EXECUTION,
+    cwe="CWE-94",
     description=(
         "The manifest's handler is a Python file inside the archive. TorchServe imports and runs it "
         "when the model is served: arbitrary code with the server's privileges."
@@ -209,6 +218,7 @@ SERVE_REQUIREMENTS = Rule(
     title="TorchServe archive installs Python packages when served",
     severity=Severity.MEDIUM,
     category=Category.CODE_EXECUTION,
+    cwe="CWE-829",
     description=(
         "With install_py_dep_per_model enabled, TorchServe runs pip install on the archive's "
         "requirements file at load time; installing a package runs its setup code."
