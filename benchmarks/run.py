@@ -332,8 +332,20 @@ def _verdict_note(stdout_path: str) -> str:
         return "no JSON report"
 
 
-def measure(command: Command, path: Path, runs: int, method: str, workdir: Path) -> Measurement:
-    """One warm-up run (fills the page cache and any lazy caches; not counted), then `runs` runs."""
+def evict_from_page_cache(path: Path) -> None:
+    """Drop this one file's pages from the page cache (POSIX_FADV_DONTNEED; nothing else is touched)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def measure(
+    command: Command, path: Path, runs: int, method: str, workdir: Path, cold: bool = False
+) -> Measurement:
+    """One warm-up run (fills the page cache and any lazy caches; not counted), then `runs` runs.
+    With `cold`, the file is evicted from the page cache before each measured run."""
     m = Measurement(command.label, path.name, path.stat().st_size)
     argv = command.argv(path)
     env = child_env(workdir)
@@ -344,6 +356,8 @@ def measure(command: Command, path: Path, runs: int, method: str, workdir: Path)
             m.note = _verdict_note(stdout_path)
         m.load_before = os.getloadavg()[0]
         for _ in range(runs):
+            if cold:
+                evict_from_page_cache(path)
             m.runs.append(run_once(argv, method, env=env))
         m.load_after = os.getloadavg()[0]
     return m
@@ -443,7 +457,12 @@ def machine_text() -> str:
 
 
 def render(
-    measurements: list[Measurement], verdicts: list[Verdict], runs: int, method: str, workdir: Path
+    measurements: list[Measurement],
+    verdicts: list[Verdict],
+    runs: int,
+    method: str,
+    workdir: Path,
+    cold: bool = False,
 ) -> str:
     base = {m.file: m.median_seconds for m in measurements if m.label == SHA256SUM}
     lines = [
@@ -452,7 +471,7 @@ def render(
         f"- machine: {machine_text()}",
         f"- python: {platform.python_version()}; {_modelshield_version()}, commit {_commit()}",
         f"- peers: {', '.join(f'{k} {v}' for k, v in peer_versions(workdir).items()) or 'not installed'}",
-        f"- method: warm page cache (one unmeasured warm-up run per command and file), median of {runs} "
+        f"- method: {_cache_text(cold)}, median of {runs} "
         f"runs, peak RSS = max over runs via {'GNU time %M' if method == 'time' else 'os.wait4 ru_maxrss'}",
         "",
         "| command | file | size | median s | peak RSS MB | × sha256sum | exit | load 1m | note |",
@@ -467,6 +486,12 @@ def render(
     lines += ["", "| target | file | measured | result |", "|---|---|---|---|"]
     lines += [f"| {v.target} | {v.file} | {v.value} | {'PASS' if v.passed else 'FAIL'} |" for v in verdicts]
     return "\n".join(lines) + "\n"
+
+
+def _cache_text(cold: bool) -> str:
+    if cold:
+        return "COLD page cache (file evicted with POSIX_FADV_DONTNEED before each measured run)"
+    return "warm page cache (one unmeasured warm-up run per command and file)"
 
 
 def _commit() -> str:
@@ -528,6 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=[TORCH_FILE, NPY_FILE, TINY_FILE],
         default=[TORCH_FILE, NPY_FILE, TINY_FILE],
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="evict the file from the page cache before each measured run (results in results-cold.md)",
+    )
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     target_bytes = int(args.size_gib * GIB)
@@ -557,10 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in files:
         for command in commands:
             print(f"measuring {command.label} on {path.name} ...", file=sys.stderr)
-            measurements.append(measure(command, path, args.runs, method, args.workdir))
-    report = render(measurements, evaluate(measurements), args.runs, method, args.workdir)
+            measurements.append(measure(command, path, args.runs, method, args.workdir, args.cold))
+    report = render(measurements, evaluate(measurements), args.runs, method, args.workdir, args.cold)
     print(report)
-    (args.workdir / "results.md").write_text(report)
+    (args.workdir / ("results-cold.md" if args.cold else "results.md")).write_text(report)
     return 0
 
 

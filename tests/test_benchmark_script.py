@@ -67,6 +67,14 @@ def test_measures_modelshield_and_reports_targets(bench, tmp_path):
     assert "start-up" in report
 
 
+def test_cold_mode_evicts_and_still_measures(bench, tmp_path):
+    tiny = bench.make_tiny_pickle(tmp_path / bench.TINY_FILE)
+    (command,) = bench.build_commands(tmp_path, include_peers=False, only_modelshield=True)[:1]
+    m = bench.measure(command, tiny, 1, bench.rss_method(), tmp_path, cold=True)
+    assert m.exit_codes == "0"
+    assert "COLD" in bench.render([m], [], 1, bench.rss_method(), tmp_path, cold=True)
+
+
 def test_wait4_fallback_measures_the_child_itself(bench):
     touch_64mb = "b = bytearray(64 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
     run = bench.run_once([sys.executable, "-c", touch_64mb], "wait4")
