@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from modelshield import __version__
+from modelshield.cli_rules import rules_command
 from modelshield.engine.findings import Severity
 from modelshield.engine.result import FileResult, ScanResult
 from modelshield.errors import ModelShieldError, UsageError
@@ -232,6 +233,9 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+cli.add_command(rules_command)
 
 
 def main() -> None:

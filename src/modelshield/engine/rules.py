@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelshield.engine.findings import Category, Confidence, Finding, Location, Severity
 
@@ -51,6 +52,29 @@ class Rule:
         )
 
 
+def rule_family(rule_id: str) -> str:
+    """The family an id belongs to: its first component (PICKLE, ZIP, TORCHSCRIPT, …)."""
+    return rule_id.split("-", 1)[0]
+
+
+def rule_document(rule: Rule) -> dict[str, Any]:
+    """Everything a rule declares, as plain data (for `modelshield rules --format json` and the docs)."""
+    return {
+        "id": rule.id,
+        "family": rule_family(rule.id),
+        "title": rule.title,
+        "severity": rule.severity.value,
+        "category": rule.category.value,
+        "confidence": rule.confidence.value,
+        "cwe": rule.cwe,
+        "description": rule.description,
+        "remediation": rule.remediation,
+        "references": list(rule.references),
+        "since": rule.since,
+        "previous_ids": list(rule.previous_ids),
+    }
+
+
 class DuplicateRuleError(RuntimeError):
     """Two rules claim the same id: a programming error that must fail loudly."""
 
@@ -62,9 +86,7 @@ class UnknownRuleError(KeyError):
 RULE_ID_PATTERN = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)+$")
 CWE_PATTERN = re.compile(r"^CWE-[1-9][0-9]*$")
 VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
-REFERENCE_PATTERN = re.compile(
-    r"^(CVE-[0-9]{4}-[0-9]{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|https://\S+)$"
-)
+REFERENCE_PATTERN = re.compile(r"^(CVE-[0-9]{4}-[0-9]{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|https://\S+)$")
 
 
 class RuleRegistry(Mapping[str, Rule]):
