@@ -16,6 +16,7 @@ from modelshield.engine.findings import (
     Verdict,
 )
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
+from modelshield.policy.loader import load_policy
 from modelshield.policy.model import Policy
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "Suppression",
     "Verdict",
     "__version__",
+    "load_policy",
     "scan",
 ]
 
@@ -44,7 +46,10 @@ def scan(
     *,
     compute_hash: bool = True,
 ) -> ScanResult:
-    """Scan files or directories (walked recursively, identified by content) and return the result."""
+    """Scan files or directories (walked recursively, identified by content) and return the result.
+
+    `policy` (e.g. `load_policy("policy.toml")`) is applied to the finished result: disabled rules
+    are left out, re-graded findings carry their new severity, suppressed findings are marked."""
     from modelshield.engine.scanner import ScanOptions, scan_paths
 
     if isinstance(path_or_paths, (str, os.PathLike)):

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from modelshield.engine.blob import open_file_blob
@@ -19,6 +19,7 @@ from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.limits import DEFAULT_LIMITS, Limits
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 from modelshield.errors import UsageError
+from modelshield.policy.apply import apply_policy
 from modelshield.policy.model import Policy
 
 HASH_CHUNK = 4 * 1024 * 1024
@@ -146,8 +147,13 @@ def scan_paths(
     options: ScanOptions | None = None,
     on_file: Callable[[FileResult], None] | None = None,
     targets: list[FileTarget] | None = None,
+    today: date | None = None,
 ) -> ScanResult:
-    """Scan files and directories; `on_file` is called after each file (for progress display)."""
+    """Scan files and directories; `on_file` is called after each file (for progress display).
+
+    The policy's callable lists act during the scan; its rule settings and suppressions are then
+    applied to the finished result, with suppression expiry judged against `today` (UTC by default).
+    `on_file` sees each file as scanned, before that pass."""
     from modelshield import __version__
     from modelshield.formats import HANDLERS
 
@@ -162,9 +168,10 @@ def scan_paths(
         results.append(result)
         if on_file is not None:
             on_file(result)
-    return ScanResult(
+    finished = ScanResult(
         files=tuple(results),
         tool_version=__version__,
         started_at=started_at,
         duration_seconds=round(time.monotonic() - started, 6),
     )
+    return apply_policy(finished, policy, today or datetime.now(timezone.utc).date())

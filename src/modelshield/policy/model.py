@@ -2,9 +2,45 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
+from types import MappingProxyType
 
 from modelshield.engine.findings import Severity
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class SuppressionRule:
+    """A `[[suppress]]` entry: set aside findings of `rule` in files matching `sha256` and/or `path`.
+
+    Both selectors, when given, must match. `path` is an fnmatch glob tried against the reported
+    path and every element of the finding's location chain (so archive members can be named).
+    `expires` is the last day the entry suppresses; after it the finding counts again, marked.
+    `source` says where the entry was written ("policy.toml:12") for every report to show.
+    """
+
+    rule: str
+    reason: str
+    source: str
+    sha256: str | None = None
+    path: str | None = None
+    expires: date | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise ValueError("a suppression needs a non-empty reason")
+        if self.sha256 is None and self.path is None:
+            raise ValueError(
+                "a suppression needs a sha256 or a path; disable the rule to silence it everywhere"
+            )
+        if self.sha256 is not None and not _SHA256.match(self.sha256):
+            raise ValueError(f"not a lowercase hex SHA-256: {self.sha256!r}")
+        if self.path is not None and not self.path:
+            raise ValueError("a suppression path glob must not be empty")
 
 
 @dataclass(frozen=True)
@@ -13,14 +49,48 @@ class Policy:
 
     `allowed_callables` / `denied_callables` hold fully qualified names ("pkg.mod.Name") or module
     prefixes ending in ".*" that extend the shipped lists; a denial always wins over an allowance.
+    They act during the scan (they change what the pickle judge concludes); everything else here
+    (`disabled_rules`, `severity_overrides`, `suppressions`) is applied to the finished result by
+    `modelshield.policy.apply.apply_policy`. The TensorFlow op and Hydra target lists are carried
+    for format handlers that do not exist yet; nothing consults them today.
     """
 
     fail_on: Severity = Severity.MEDIUM
     allowed_callables: frozenset[str] = field(default_factory=frozenset)
     denied_callables: frozenset[str] = field(default_factory=frozenset)
     disabled_rules: frozenset[str] = field(default_factory=frozenset)
+    severity_overrides: Mapping[str, Severity] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    allowed_tensorflow_ops: frozenset[str] = field(default_factory=frozenset)
+    denied_tensorflow_ops: frozenset[str] = field(default_factory=frozenset)
+    allowed_hydra_targets: frozenset[str] = field(default_factory=frozenset)
+    denied_hydra_targets: frozenset[str] = field(default_factory=frozenset)
+    suppressions: tuple[SuppressionRule, ...] = ()
+    source: str | None = None
 
     def __post_init__(self) -> None:
-        for name in self.allowed_callables | self.denied_callables:
-            if not name or name.startswith(".") or " " in name:
+        names = (
+            self.allowed_callables
+            | self.denied_callables
+            | self.allowed_hydra_targets
+            | self.denied_hydra_targets
+        )
+        for name in names:
+            if not is_qualified_name_pattern(name):
                 raise ValueError(f"not a qualified callable name: {name!r}")
+        for op in self.allowed_tensorflow_ops | self.denied_tensorflow_ops:
+            if not op or op != op.strip():
+                raise ValueError(f"not a TensorFlow op name: {op!r}")
+        # A read-only copy: the policy is frozen, and so must be what it holds.
+        object.__setattr__(self, "severity_overrides", MappingProxyType(dict(self.severity_overrides)))
+
+
+def is_qualified_name_pattern(name: str) -> bool:
+    """Whether `name` is "pkg.mod.Name", "builtins.eval" or a module prefix "pkg.*"."""
+    if not name or name.startswith(".") or name.endswith(".") or any(c.isspace() for c in name):
+        return False
+    parts = name.split(".")
+    if parts[-1] == "*":
+        parts = parts[:-1]
+    return bool(parts) and all(part and "*" not in part for part in parts)
