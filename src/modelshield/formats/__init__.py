@@ -7,6 +7,7 @@ from modelshield.formats import (
     mlflow,
     numpy,
     pickle,
+    placeholder,
     pytorch_legacy,
     pytorch_zip,
     sevenzip,
@@ -19,6 +20,7 @@ from modelshield.formats import (
 from modelshield.formats.base import FormatHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
+    placeholder,
     numpy,
     mlflow,
     torchserve,
