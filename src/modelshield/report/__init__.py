@@ -9,7 +9,7 @@ from modelshield.engine.result import ScanResult
 Renderer = Callable[[ScanResult], str]
 """Every report format is a function from a finished result to the text of the report."""
 
-REPORT_FORMATS: tuple[str, ...] = ("text", "json", "cyclonedx")
+REPORT_FORMATS: tuple[str, ...] = ("text", "json", "sarif", "html", "junit", "cyclonedx")
 
 
 def renderer_for(format_name: str) -> Renderer:
@@ -27,4 +27,16 @@ def renderer_for(format_name: str) -> Renderer:
 
         require_cyclonedx()  # fail on a missing extra when the format is chosen, not after the scan
         return render_cyclonedx
+    if format_name == "sarif":
+        from modelshield.report.sarif import render_sarif
+
+        return render_sarif
+    if format_name == "html":
+        from modelshield.report.html import render_html
+
+        return render_html
+    if format_name == "junit":
+        from modelshield.report.junit import render_junit
+
+        return render_junit
     raise ValueError(f"unknown report format: {format_name!r}")
