@@ -7,6 +7,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from modelshield import __version__
 from modelshield.cli_rules import rules_command
 from modelshield.engine.findings import Severity
 from modelshield.engine.result import FileResult, ScanResult
-from modelshield.errors import ModelShieldError, UsageError
+from modelshield.errors import ModelShieldError, PolicyError, UsageError
+from modelshield.policy.loader import load_policy
 from modelshield.policy.model import Policy
 from modelshield.report import REPORT_FORMATS
 
@@ -97,9 +99,18 @@ def cli() -> None:
 @click.option(
     "--fail-on",
     type=click.Choice(FAIL_ON_CHOICES, case_sensitive=False),
-    default=DEFAULT_FAIL_ON,
-    show_default=True,
-    help="Exit 1 when a finding has this severity or worse.",
+    default=None,
+    help=(
+        "Exit 1 when a finding has this severity or worse "
+        f"[default: the policy's fail_on, else {DEFAULT_FAIL_ON}]."
+    ),
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Policy TOML file (rules, severities, callables, suppressions). Never read from the scanned tree.",
 )
 @click.option("--no-hash", is_flag=True, help="Do not compute SHA-256 of each file (reported as null).")
 @click.pass_context
@@ -108,17 +119,21 @@ def scan(
     paths: tuple[str, ...],
     report_format: str,
     output: str | None,
-    fail_on: str,
+    fail_on: str | None,
+    policy_file: str | None,
     no_hash: bool,
 ) -> None:
     """Scan model files and directories (walked recursively); files are identified by content."""
-    threshold = Severity(fail_on.lower())
     try:
+        policy = load_policy(policy_file) if policy_file is not None else Policy()
+        if fail_on is not None:
+            policy = replace(policy, fail_on=Severity(fail_on.lower()))
+        threshold = policy.fail_on
         if output is not None:
             _check_writable(output)
-        result = _run_scan(paths, Policy(fail_on=threshold), compute_hash=not no_hash)
+        result = _run_scan(paths, policy, compute_hash=not no_hash)
         _deliver(result, report_format, output)
-    except UsageError as exc:
+    except (UsageError, PolicyError) as exc:
         click.echo(f"modelshield: error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)
     except ModelShieldError as exc:
