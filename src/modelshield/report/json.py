@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from modelshield.engine.findings import Finding, Location, ScanIssue, Severity, Verdict
+from modelshield.engine.findings import Finding, Location, ScanIssue, Severity, Suppression, Verdict
 from modelshield.engine.result import SCHEMA_VERSION, FileResult, FormatNode, ScanResult
 from modelshield.engine.rules import Rule
 
@@ -40,11 +40,12 @@ def _summary(result: ScanResult) -> dict[str, Any]:
     for file in result.files:
         by_verdict[file.verdict.value] += 1
     by_severity = {severity.value: 0 for severity in sorted(Severity, reverse=True)}
-    for finding in result.findings:
+    counted = [finding for finding in result.findings if finding.counts]
+    for finding in counted:
         by_severity[finding.severity.value] += 1
     return {
         "files": len(result.files),
-        "findings": len(result.findings),
+        "findings": len(counted),
         "by_verdict": by_verdict,
         "by_severity": by_severity,
     }
@@ -85,6 +86,18 @@ def _finding(finding: Finding, registry: Mapping[str, Rule]) -> dict[str, Any]:
         "evidence": finding.evidence,
         "remediation": finding.remediation,
         "references": list(finding.references),
+        "suppression": _suppression(finding.suppression),
+    }
+
+
+def _suppression(suppression: Suppression | None) -> dict[str, Any] | None:
+    if suppression is None:
+        return None
+    return {
+        "reason": suppression.reason,
+        "source": suppression.source,
+        "expires": suppression.expires,
+        "expired": suppression.expired,
     }
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from modelshield.engine.findings import Finding, ScanIssue, Severity, Verdict
+from modelshield.engine.findings import Finding, ScanIssue, Severity, Suppression, Verdict
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 
 DEFAULT_WIDTH = 100
@@ -98,7 +98,8 @@ def _file_block(file: FileResult) -> RenderableType:
         ("  sha256 " + _short_hash(file.sha256), "dim"),
     )
     parts: list[RenderableType] = [header, _indented(_format_tree(file.tree))]
-    findings = sorted(file.findings, key=lambda finding: finding.severity, reverse=True)
+    # Findings that count come first, worst first; actively suppressed ones follow, marked.
+    findings = sorted(file.findings, key=lambda finding: (finding.counts, finding.severity), reverse=True)
     parts.extend(_indented(_finding_block(finding)) for finding in findings)
     parts.extend(_indented(_issue_block(issue)) for issue in file.issues)
     return Group(*parts)
@@ -137,14 +138,26 @@ def _finding_block(finding: Finding) -> RenderableType:
         " ",
         (finding.rule_id, "bold"),
         f"  {printable(finding.message)}",
+        ("" if finding.counts else "  [suppressed]", "dim"),
     )
     details = _details(
+        *_suppression_rows(finding.suppression),
         ("at", finding.location.render()),
         ("evidence", finding.evidence),
         ("remediation", finding.remediation),
         ("references", ", ".join(finding.references)),
     )
     return Group(headline, _indented(details))
+
+
+def _suppression_rows(suppression: Suppression | None) -> tuple[tuple[str, str], ...]:
+    if suppression is None:
+        return ()
+    if suppression.expired:
+        label = f"suppression expired on {suppression.expires}"
+        return ((label, f"{suppression.reason} ({suppression.source}); counts again"),)
+    until = f", until {suppression.expires}" if suppression.expires else ""
+    return (("suppressed", f"{suppression.reason} ({suppression.source}{until})"),)
 
 
 def _issue_block(issue: ScanIssue) -> RenderableType:
@@ -174,11 +187,14 @@ def _summary_line(result: ScanResult) -> Text:
         f"{counts[verdict]} {verdict.value}"
         for verdict in (Verdict.MALICIOUS, Verdict.SUSPICIOUS, Verdict.ERROR, Verdict.CLEAN)
     )
+    counted = sum(1 for finding in result.findings if finding.counts)
+    suppressed = len(result.findings) - counted
     return Text.assemble(
         "Verdict: ",
         (result.verdict.value.upper(), VERDICT_STYLES[result.verdict]),
         f" — {_count(len(result.files), 'file')} ({by_verdict}), "
-        f"{_count(len(result.findings), 'finding')}, {result.duration_seconds:.2f} s",
+        f"{_count(counted, 'finding')}{f', {suppressed} suppressed' if suppressed else ''}, "
+        f"{result.duration_seconds:.2f} s",
     )
 
 
