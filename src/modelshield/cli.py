@@ -20,7 +20,7 @@ from modelshield.engine.result import FileResult, ScanResult
 from modelshield.errors import ModelShieldError, PolicyError, UsageError
 from modelshield.policy.loader import load_policy
 from modelshield.policy.model import Policy
-from modelshield.report import REPORT_FORMATS
+from modelshield.report import REPORT_FORMATS, renderer_for
 
 EXIT_OK = 0
 """Nothing at or above the --fail-on threshold, and every file was fully scanned."""
@@ -79,22 +79,38 @@ def cli() -> None:
     """Static security scanner for AI/ML model files: nothing scanned is ever loaded."""
 
 
-@cli.command()
+class _ScanCommand(click.Command):
+    """`scan`, remembering where each --format and --output stood so that each output meets its format."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:
+            # click's own parser, run once more only for the order; the real parse follows unchanged.
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            ctx.meta[_REPORT_ORDER] = [param.name for param in order if param.name in _REPORT_PARAMS]
+        return super().parse_args(ctx, args)
+
+
+_REPORT_ORDER = "modelshield.report_order"
+_REPORT_PARAMS = ("report_format", "output")
+DEFAULT_FORMAT = "text"
+
+
+@cli.command(cls=_ScanCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--format",
     "report_format",
     type=click.Choice(REPORT_FORMATS),
-    default="text",
-    show_default=True,
-    help="Report format.",
+    multiple=True,
+    help=f"Report format [default: {DEFAULT_FORMAT}]. Repeat for several reports; each --output after "
+    "a --format is where that report goes, and at most one report may go to standard output.",
 )
 @click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=str),
-    default=None,
-    help="Write the report to this file (atomically) instead of standard output.",
+    multiple=True,
+    help="Write the report of the preceding --format to this file (atomically) instead of standard output.",
 )
 @click.option(
     "--fail-on",
@@ -117,8 +133,8 @@ def cli() -> None:
 def scan(
     ctx: click.Context,
     paths: tuple[str, ...],
-    report_format: str,
-    output: str | None,
+    report_format: tuple[str, ...],
+    output: tuple[str, ...],
     fail_on: str | None,
     policy_file: str | None,
     no_hash: bool,
@@ -129,10 +145,13 @@ def scan(
         if fail_on is not None:
             policy = replace(policy, fail_on=Severity(fail_on.lower()))
         threshold = policy.fail_on
-        if output is not None:
-            _check_writable(output)
+        reports = report_targets(ctx.meta.get(_REPORT_ORDER), report_format, output)
+        for name, target in reports:
+            renderer_for(name)  # a format missing its extra fails now, not after a long scan
+            if target is not None:
+                _check_writable(target)
         result = _run_scan(paths, policy, compute_hash=not no_hash)
-        _deliver(result, report_format, output)
+        _deliver(result, reports)
     except (UsageError, PolicyError) as exc:
         click.echo(f"modelshield: error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)
@@ -170,22 +189,66 @@ def _progress_bar(total: int) -> Iterator[Callable[[FileResult], None]]:
         yield lambda _file: progress.advance(task)
 
 
-def _deliver(result: ScanResult, report_format: str, output: str | None) -> None:
-    if report_format == "json":
-        from modelshield.report.json import render_json
+def report_targets(
+    order: Sequence[str] | None, formats: Sequence[str], outputs: Sequence[str]
+) -> list[tuple[str, str | None]]:
+    """Each requested format with its file (None: standard output). An --output belongs to the --format
+    just before it; one format and one output always pair, in either order, as they always have."""
+    if len(formats) <= 1 and len(outputs) <= 1:
+        return [(formats[0] if formats else DEFAULT_FORMAT, outputs[0] if outputs else None)]
+    if order is None or len(order) != len(formats) + len(outputs):
+        raise UsageError("cannot tell which --output belongs to which --format")
+    pairs: list[tuple[str, str | None]] = []
+    remaining_formats, remaining_outputs = iter(formats), iter(outputs)
+    for name in order:
+        if name == "report_format":
+            pairs.append((next(remaining_formats), None))
+            continue
+        target = next(remaining_outputs)
+        if not pairs:
+            raise UsageError(
+                f"--output {target} comes before any --format; give each --output after its --format"
+            )
+        if pairs[-1][1] is not None:
+            raise UsageError(
+                f"--output {target}: the {pairs[-1][0]} report already goes to {pairs[-1][1]}; "
+                "give each --output after its own --format"
+            )
+        pairs[-1] = (pairs[-1][0], target)
+    to_stdout = [name for name, target in pairs if target is None]
+    if len(to_stdout) > 1:
+        raise UsageError(
+            f"at most one report can go to standard output, but {' and '.join(to_stdout)} have no --output"
+        )
+    seen: dict[str, str] = {}
+    for _, path in pairs:
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(f"two reports would be written to the same file: {seen[key]} and {path}")
+        seen[key] = path
+    return pairs
 
-        text = render_json(result)
-    else:
-        from modelshield.report.text import render_text
 
-        to_terminal = output is None and sys.stdout.isatty()
-        color = to_terminal and "NO_COLOR" not in os.environ
-        text = render_text(result, color=color, width=_width(to_terminal))
-    if output is None:
-        click.echo(_encodable(text, sys.stdout.encoding), nl=False)
-        return
-    _write_atomically(Path(output), text)
-    click.echo(f"modelshield: report written to {output} (verdict: {result.verdict.value})", err=True)
+def _deliver(result: ScanResult, reports: Sequence[tuple[str, str | None]]) -> None:
+    # Files first: standard output, when used, is then the last thing a pipeline sees.
+    for report_format, output in sorted(reports, key=lambda pair: pair[1] is None):
+        text = _render(result, report_format, to_terminal=output is None and sys.stdout.isatty())
+        if output is None:
+            click.echo(_encodable(text, sys.stdout.encoding), nl=False)
+            continue
+        _write_atomically(Path(output), text)
+        click.echo(f"modelshield: report written to {output} (verdict: {result.verdict.value})", err=True)
+
+
+def _render(result: ScanResult, report_format: str, *, to_terminal: bool) -> str:
+    if report_format != "text":
+        return renderer_for(report_format)(result)
+    from modelshield.report.text import render_text
+
+    color = to_terminal and "NO_COLOR" not in os.environ
+    return render_text(result, color=color, width=_width(to_terminal))
 
 
 def _encodable(text: str, encoding: str | None) -> str:
