@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from modelshield.engine.findings import (
     Category,
@@ -16,8 +17,18 @@ from modelshield.engine.findings import (
     Verdict,
 )
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
+from modelshield.errors import UnsafeModelError
 from modelshield.policy.loader import load_policy
 from modelshield.policy.model import Policy
+
+if TYPE_CHECKING:
+    from modelshield.safe_load import (
+        safe_joblib_load,
+        safe_np_load,
+        safe_open,
+        safe_pickle_load,
+        safe_torch_load,
+    )
 
 __version__ = "0.1.0"
 
@@ -33,11 +44,30 @@ __all__ = [
     "ScanResult",
     "Severity",
     "Suppression",
+    "UnsafeModelError",
     "Verdict",
     "__version__",
     "load_policy",
+    "safe_joblib_load",
+    "safe_np_load",
+    "safe_open",
+    "safe_pickle_load",
+    "safe_torch_load",
     "scan",
 ]
+
+_SAFE_LOAD_NAMES = frozenset(
+    {"safe_open", "safe_torch_load", "safe_joblib_load", "safe_pickle_load", "safe_np_load"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Scan-before-load helpers are imported on first use: `import modelshield` stays quick for the CLI.
+    if name in _SAFE_LOAD_NAMES:
+        from modelshield import safe_load
+
+        return getattr(safe_load, name)
+    raise AttributeError(f"module 'modelshield' has no attribute {name!r}")
 
 
 def scan(
