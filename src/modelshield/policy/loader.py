@@ -60,12 +60,19 @@ def parse_policy(text: str, source: str) -> Policy:
 
 def _syntax_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> PolicyError:
     message = str(exc)
-    found = re.search(r"\(at line (\d+), column \d+\)", message)
-    if found is None:
-        return PolicyError(f"{source}: invalid TOML: {message}")
-    line = int(found.group(1))
     lines = text.splitlines()
-    key = _key_on_line(lines[line - 1]) if 0 < line <= len(lines) else None
+    found = re.search(r"\(at line (\d+), column \d+\)", message)
+    if found is not None:
+        line = int(found.group(1))
+        key = _key_on_line(lines[line - 1]) if 0 < line <= len(lines) else None
+    elif "end of document" in message:
+        # Something left open (an array, a string): most likely by the last key written.
+        line, key = next(
+            ((number, k) for number in range(len(lines), 0, -1) if (k := _key_on_line(lines[number - 1]))),
+            (len(lines), None),
+        )
+    else:
+        return PolicyError(f"{source}: invalid TOML: {message}")
     where = f" in key '{key}'" if key else ""
     return PolicyError(f"{source}:{line}: invalid TOML{where}: {message}")
 
