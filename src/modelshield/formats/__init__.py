@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from modelshield.formats import (
     compressed,
+    executable,
     mlflow,
     numpy,
     pickle,
     placeholder,
     pytorch_legacy,
     pytorch_zip,
+    safetensors,
     sevenzip,
     tar,
     torchscript,
@@ -31,6 +33,8 @@ HANDLERS: tuple[FormatHandler, ...] = (
     tar,
     sevenzip,
     *compressed.HANDLERS,
+    safetensors,
     *unanalysed.HANDLERS,
+    executable,
     pickle,
 )

@@ -102,3 +102,8 @@ def scan(blob: Blob, ctx: ScanContext) -> Generator[ScanEvent, None, None]:
             f"{trailing} bytes follow the last pickle; pickle.load does not read them",
             evidence=repr(blob.read_at(end, 32)),
         )
+        # The appended bytes are identified by content: an executable, an archive or another format.
+        if isinstance(blob, BufferBlob):
+            yield blob.slice(end, trailing, "(data after pickle)")
+        else:
+            yield BufferBlob(blob.view()[end:], blob.child_chain("(data after pickle)"))

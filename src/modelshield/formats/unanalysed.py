@@ -14,14 +14,6 @@ from modelshield.formats.base import ScanEvent
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-def _is_safetensors(blob: Blob) -> bool:
-    head = blob.head(16)
-    if len(head) < 10:
-        return False
-    length: int = struct.unpack_from("<Q", head)[0]
-    return 2 <= length <= blob.size - 8 and head[8:9] == b"{" and head[9:10] in b'"}'
-
-
 def _is_gguf(blob: Blob) -> bool:
     head = blob.head(8)
     if head[:4] not in (b"GGUF", b"FUGG"):
@@ -80,7 +72,6 @@ class UnanalysedFormat:
 
 
 HANDLERS = (
-    UnanalysedFormat("safetensors", "Safetensors file", _is_safetensors),
     UnanalysedFormat("gguf", "GGUF model", _is_gguf),
     UnanalysedFormat("hdf5", "HDF5 file (Keras H5 or other)", _is_hdf5),
     UnanalysedFormat("tflite", "TensorFlow Lite model", _is_tflite),

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from modelshield.engine.rules import Rule, build_registry
-from modelshield.rules import archive, mlflow, numpy, pickle, pytorch
+from modelshield.rules import archive, mlflow, numpy, payload, pickle, pytorch, safetensors
 
-ALL_RULES: tuple[Rule, ...] = (*pickle.RULES, *archive.RULES, *pytorch.RULES, *numpy.RULES, *mlflow.RULES)
+ALL_RULES: tuple[Rule, ...] = (
+    *pickle.RULES,
+    *archive.RULES,
+    *pytorch.RULES,
+    *numpy.RULES,
+    *mlflow.RULES,
+    *safetensors.RULES,
+    *payload.RULES,
+)
 REGISTRY: Mapping[str, Rule] = build_registry(ALL_RULES)
