@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import struct
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -32,19 +31,24 @@ SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "sarif-schema-2.1.0.jso
 
 
 def write_samples(root: Path) -> None:
-    """A malicious pickle, the same inside a zip, a clean pickle and a recognised-but-unanalysed file."""
+    """A malicious pickle, the same inside a zip, a clean pickle and a file that cannot be scanned."""
     (root / "evil.pkl").write_bytes(MALICIOUS_PICKLE)
     with zipfile.ZipFile(root / "bundle.zip", "w") as archive:
         archive.writestr("archive/data.pkl", MALICIOUS_PICKLE)
     (root / "clean.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
-    header = b'{"__metadata__":{}}'
-    (root / "weights.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    # A link out of the scanned tree is never followed: the file is reported as not scanned.
+    outside = root.parent / f"{root.name}-outside"
+    outside.mkdir()
+    (outside / "secret.bin").write_bytes(b"secret")
+    (root / "escape.bin").symlink_to(outside / "secret.bin")
 
 
 @pytest.fixture
 def scanned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScanResult:
-    write_samples(tmp_path)
-    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "models"
+    root.mkdir()
+    write_samples(root)
+    monkeypatch.chdir(root)
     return modelshield.scan(".")
 
 
@@ -143,17 +147,18 @@ def test_unscannable_file_is_a_notification_not_a_result(scanned: ScanResult) ->
     assert invocation["executionSuccessful"] is True
     [notification] = invocation["toolExecutionNotifications"]
     assert notification["level"] == "error"
-    assert notification["descriptor"]["id"] == "unsupported"
+    assert notification["descriptor"]["id"] == "not-scanned"
+    assert "outside the scanned tree" in notification["message"]["text"]
     uri = notification["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-    assert uri == "weights.safetensors"
-    assert "weights.safetensors" not in results_by_uri(document)
+    assert uri == "escape.bin"
+    assert "escape.bin" not in results_by_uri(document)
 
 
 def test_every_scanned_file_is_an_artifact_with_its_hash(scanned: ScanResult) -> None:
     artifacts = sarif(scanned)["runs"][0]["artifacts"]
     assert [artifact["location"]["uri"] for artifact in artifacts] == [file.path for file in scanned.files]
     for artifact, file in zip(artifacts, scanned.files):
-        assert artifact["hashes"] == {"sha-256": file.sha256}
+        assert artifact.get("hashes") == ({"sha-256": file.sha256} if file.sha256 else None)
         assert artifact["length"] == file.size
 
 
