@@ -5,6 +5,7 @@ from __future__ import annotations
 from modelshield.formats import (
     compressed,
     executable,
+    gguf,
     mlflow,
     numpy,
     pickle,
@@ -34,6 +35,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     sevenzip,
     *compressed.HANDLERS,
     safetensors,
+    gguf,
     *unanalysed.HANDLERS,
     executable,
     pickle,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -12,15 +11,6 @@ from modelshield.engine.findings import Location, ScanIssue
 from modelshield.formats.base import ScanEvent
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-def _is_gguf(blob: Blob) -> bool:
-    head = blob.head(8)
-    if head[:4] not in (b"GGUF", b"FUGG"):
-        return False
-    le: int = struct.unpack_from("<I", head, 4)[0]
-    be: int = struct.unpack_from(">I", head, 4)[0]
-    return 1 <= le <= 3 or 1 <= be <= 3
 
 
 def _is_hdf5(blob: Blob) -> bool:
@@ -72,7 +62,6 @@ class UnanalysedFormat:
 
 
 HANDLERS = (
-    UnanalysedFormat("gguf", "GGUF model", _is_gguf),
     UnanalysedFormat("hdf5", "HDF5 file (Keras H5 or other)", _is_hdf5),
     UnanalysedFormat("tflite", "TensorFlow Lite model", _is_tflite),
     UnanalysedFormat("onnx", "ONNX model", _is_onnx),
