@@ -64,7 +64,6 @@ def _safetensors() -> bytes:
     ("content", "fmt"),
     [
         (_safetensors(), "safetensors"),
-        (b"GGUF" + struct.pack("<I", 3) + b"\0" * 16, "gguf"),
         (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "hdf5"),
         (b"\x1c\0\0\0TFL3" + b"\0" * 32, "tflite"),
     ],
