@@ -140,12 +140,13 @@ def test_pairing_follows_command_line_order() -> None:
 def test_clean_scan_with_every_format_exits_ok(tmp_path: Path) -> None:
     clean = tmp_path / "clean.pkl"
     clean.write_bytes(b"\x80\x04K\x01.")
+    names = ("json", "sarif", "html", "junit")
     args = []
-    for name in ("json", "sarif", "html", "junit"):
+    for name in names:
         args += ["--format", name, "-o", str(tmp_path / f"report.{name}")]
     result = invoke("scan", *args, "--format", "text", str(clean))
     assert result.exit_code == EXIT_OK, result.stderr
-    assert all((tmp_path / f"report.{name}").stat().st_size > 0 for name in ("json", "sarif", "html", "junit"))
+    assert all((tmp_path / f"report.{name}").stat().st_size > 0 for name in names)
 
 
 def test_json_only_scan_does_not_import_the_other_renderers(tmp_path: Path, evil: Path) -> None:
