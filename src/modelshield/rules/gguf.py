@@ -184,6 +184,7 @@ DATA_GAP = Rule(
     title="GGUF data section holds bytes that belong to no tensor",
     severity=Severity.LOW,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-506",
     confidence=Confidence.MEDIUM,
     description=(
         "Between two tensors (or before the first) there are more bytes than alignment padding. "
@@ -197,6 +198,7 @@ APPENDED_DATA = Rule(
     title="Data follows the last GGUF tensor",
     severity=Severity.MEDIUM,
     category=Category.EMBEDDED_PAYLOAD,
+    cwe="CWE-506",
     description=(
         "Bytes follow the end of the tensor data. GGUF readers ignore them, which makes the end of a "
         "model a place to hide a payload; the bytes are scanned as a child of this file."
