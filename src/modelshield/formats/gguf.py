@@ -530,7 +530,8 @@ def _scan_layout(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
                     f"tensor {tensor!r} (bytes {start}..{end}) overlaps {owner!r} (ending at {covered_end})",
                     evidence=f"{tensor} ∩ {owner}",
                 )
-        elif start > _align(covered_end, alignment) and _count(reported, rules.DATA_GAP):
+        elif start - covered_end >= alignment and _count(reported, rules.DATA_GAP):
+            # More unused bytes than any alignment padding.
             gap_at = _align(covered_end, alignment)
             yield rules.DATA_GAP.at(
                 p.where(gap_at, tensor),

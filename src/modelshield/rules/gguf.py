@@ -182,13 +182,14 @@ DUPLICATE_NAME = Rule(
 DATA_GAP = Rule(
     id="GGUF-DATA-GAP",
     title="GGUF data section holds bytes that belong to no tensor",
-    severity=Severity.LOW,
+    severity=Severity.MEDIUM,
     category=Category.EMBEDDED_PAYLOAD,
     cwe="CWE-506",
     confidence=Confidence.MEDIUM,
     description=(
         "Between two tensors (or before the first) there are more bytes than alignment padding. "
-        "Writers pack tensors back to back; unused space can carry a hidden payload."
+        "Writers pack tensors back to back and llama.cpp refuses files that do not; unused space "
+        "can carry a hidden payload."
     ),
     remediation="Re-convert the model from trusted weights; inspect the bytes named in the location.",
 )
