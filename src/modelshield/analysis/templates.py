@@ -189,11 +189,17 @@ class _Walker:
     def hazards(self) -> Iterator[TemplateHazard]:
         n = self._n
         all_nodes = list(_iter_nodes(self._tree))
+        ambiguous: set[str] = set()
         for node in all_nodes:
             if isinstance(node, n.Assign) and isinstance(node.target, n.Name):
+                # A name is a known constant only when every assignment to it gives the same string.
+                target = node.target.name
                 folded = self._fold(node.node)
-                if folded is not None:
-                    self._bound[node.target.name] = folded
+                if folded is None or self._bound.get(target, folded) != folded:
+                    ambiguous.add(target)
+                self._bound[target] = folded or ""
+        for target in ambiguous:
+            del self._bound[target]
         inner: set[int] = set()
         for node in all_nodes:
             if self._is_access(node) or isinstance(node, n.Call):
@@ -310,13 +316,14 @@ class _Walker:
         if base in TEMPLATE_GLOBALS and dunders:
             return self._hazard(
                 HazardKind.GLOBALS_ROUTE,
-                (*shown, *dunders, *dangerous),
+                tuple(dict.fromkeys((*shown, *dunders, *dangerous))),
                 outer,
                 f"walks from the template global {base} into {', '.join(dunders)}",
             )
         if dangerous:
+            names = tuple(dict.fromkeys((*dangerous, *dunders)))
             return self._hazard(
-                HazardKind.DANGEROUS_NAME, (*dangerous, *dunders), outer, f"reaches {', '.join(dangerous)}"
+                HazardKind.DANGEROUS_NAME, names, outer, f"reaches {', '.join(dict.fromkeys(dangerous))}"
             )
         if dunders:
             return self._hazard(HazardKind.DUNDER_ACCESS, dunders, outer, f"accesses {', '.join(dunders)}")
