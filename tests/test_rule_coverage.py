@@ -19,6 +19,7 @@ from tests.formats.test_mlflow import (
     write_model_dir,
 )
 from tests.samples import archives
+from tests.samples import gguf_samples as gg
 from tests.samples import numpy_samples as npy
 from tests.samples import pickles as pk
 from tests.samples import torch_samples as pt
@@ -244,6 +245,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "MLFLOW-CODE-PATH": _mlflow(CUSTOM_MLMODEL),
     "MLFLOW-PICKLED-MODEL": _mlflow(BENIGN_MLMODEL),
     "REQUIREMENTS-REMOTE-SOURCE": _mlflow(BENIGN_MLMODEL, "requirements.txt", HOSTILE_REQUIREMENTS),
+    # GGUF and its chat templates
+    **gg.RULE_SAMPLES,
 }
 """Rule id -> a builder that writes, under the given directory, one file that fires the rule."""
 
