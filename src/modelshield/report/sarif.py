@@ -101,7 +101,22 @@ def sarif_document(result: ScanResult) -> dict[str, Any]:
         "columnKind": "unicodeCodePoints",
         "properties": {"verdict": result.verdict.value, "fullyScanned": result.fully_scanned},
     }
-    return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
+    return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [_valid_unicode(run)]}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(value: Any) -> Any:
+    """The data with lone surrogates (from undecodable file names) shown as escapes: strict JSON readers
+    refuse them, and the artifact URI already carries the original bytes."""
+    if isinstance(value, str):
+        return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
+    if isinstance(value, dict):
+        return {key: _valid_unicode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(item) for item in value]
+    return value
 
 
 def _rules_with_strangers(
