@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import zipfile
 from dataclasses import replace
@@ -258,3 +259,18 @@ def test_input_error_marks_execution_unsuccessful(scanned: ScanResult) -> None:
     document = sarif(broken)
     validate(document)
     assert document["runs"][0]["invocations"][0]["executionSuccessful"] is False
+
+
+def test_undecodable_file_name_keeps_the_document_strict_unicode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"bad\xffname.pkl")
+    Path(name).write_bytes(MALICIOUS_PICKLE)
+    text = render_sarif(modelshield.scan(name))
+    text.encode("utf-8")  # a lone surrogate would make this raise
+    document = json.loads(text)
+    validate(document)
+    [result] = document["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "bad%FFname.pkl"
+    assert "bad\\udcffname.pkl" in result["message"]["text"]
