@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from tests.samples import pickles as pk
 
 from modelshield import scan
+from modelshield.cli import EXIT_USAGE, cli
 from modelshield.engine.findings import Location, ScanIssue, Suppression
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 from modelshield.errors import UsageError
@@ -151,13 +153,24 @@ def test_format_chains_leave_out_plain_data_members() -> None:
 
 
 def test_without_the_sbom_extra_the_format_fails_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name: str, *args: Any) -> Any:
-        return None if name == "cyclonedx" else real_find_spec(name, *args)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setitem(sys.modules, "cyclonedx", None)  # what `import cyclonedx` sees when not installed
     with pytest.raises(UsageError, match=r"modelshield\[sbom\]"):
         renderer_for("cyclonedx")
     with pytest.raises(UsageError, match="'sbom' extra"):
         render_cyclonedx(RESULT)
+
+
+def test_cli_without_the_extra_fails_before_scanning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cyclonedx", None)
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps([1]))
+    outcome = CliRunner().invoke(cli, ["scan", "--format", "cyclonedx", str(tmp_path)])
+    assert outcome.exit_code == EXIT_USAGE
+    assert "pip install 'modelshield[sbom]'" in outcome.output
+
+
+def test_cli_writes_a_valid_bom(tmp_path: Path) -> None:
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps([1]))
+    outcome = CliRunner().invoke(cli, ["scan", "--format", "cyclonedx", str(tmp_path / "a.pkl")])
+    assert outcome.exit_code == 0, outcome.output
+    document = validated(outcome.stdout)
+    assert [c["name"] for c in document["components"]] == ["a.pkl"]

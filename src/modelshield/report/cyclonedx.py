@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -37,8 +36,10 @@ MISSING_EXTRA_MESSAGE = (
 
 def require_cyclonedx() -> None:
     """Fail with a message naming the extra when cyclonedx-python-lib is not installed."""
-    if importlib.util.find_spec("cyclonedx") is None:
-        raise UsageError(MISSING_EXTRA_MESSAGE)
+    try:
+        import cyclonedx  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise UsageError(MISSING_EXTRA_MESSAGE) from None
 
 
 def render_cyclonedx(result: ScanResult) -> str:
