@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from modelshield.engine.rules import Rule, build_registry
-from modelshield.rules import archive, mlflow, numpy, payload, pickle, pytorch, safetensors
+from modelshield.rules import archive, gguf, mlflow, numpy, payload, pickle, pytorch, safetensors
 
 ALL_RULES: tuple[Rule, ...] = (
     *pickle.RULES,
@@ -15,5 +15,6 @@ ALL_RULES: tuple[Rule, ...] = (
     *mlflow.RULES,
     *safetensors.RULES,
     *payload.RULES,
+    *gguf.RULES,
 )
 REGISTRY: Mapping[str, Rule] = build_registry(ALL_RULES)
