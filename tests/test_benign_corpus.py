@@ -131,9 +131,7 @@ def test_real_loader_accepts_every_file(
 
 # Findings on benign files that the engine still gets wrong, each reported to its owner. A gap that no
 # longer occurs fails the test (strict), so this table can only shrink.
-KNOWN_ENGINE_GAPS: dict[tuple[str, str], str] = {
-    ("model.safetensors", "issue:unsupported"): "no safetensors handler yet",
-}
+KNOWN_ENGINE_GAPS: dict[tuple[str, str], str] = {}
 
 
 def _problems(sample: benign.BenignFile) -> list[tuple[str, str, str]]:

@@ -22,6 +22,7 @@ from tests.samples import archives
 from tests.samples import gguf_samples as gg
 from tests.samples import numpy_samples as npy
 from tests.samples import pickles as pk
+from tests.samples import safetensors_samples as st
 from tests.samples import torch_samples as pt
 from tests.samples.archives import PAYLOAD, RawEntry, TarEntry
 from tests.samples.pickles import Asm, G, call, program
@@ -247,6 +248,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "REQUIREMENTS-REMOTE-SOURCE": _mlflow(BENIGN_MLMODEL, "requirements.txt", HOSTILE_REQUIREMENTS),
     # GGUF and its chat templates
     **gg.RULE_SAMPLES,
+    # safetensors and embedded executables
+    **st.RULE_SAMPLES,
 }
 """Rule id -> a builder that writes, under the given directory, one file that fires the rule."""
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pickle
-import struct
 from pathlib import Path
 
 import pytest
@@ -55,15 +53,9 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
         modelshield.scan(tmp_path / "nope")
 
 
-def _safetensors() -> bytes:
-    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
-    return struct.pack("<Q", len(header)) + header + b"\0\0\0\0"
-
-
 @pytest.mark.parametrize(
     ("content", "fmt"),
     [
-        (_safetensors(), "safetensors"),
         (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "hdf5"),
         (b"\x1c\0\0\0TFL3" + b"\0" * 32, "tflite"),
     ],

@@ -104,8 +104,9 @@ def _header_length(blob: Blob) -> int | None:
 
 
 def sniff(blob: Blob) -> bool:
+    """A header length, then a JSON object (the length itself is judged by `scan`, not here)."""
     length = _header_length(blob)
-    if length is None or not 2 <= length <= blob.size - LENGTH_BYTES:
+    if length is None or length < 2:
         return False
     window = blob.head(LENGTH_BYTES + min(length, 256))[LENGTH_BYTES:].lstrip(_JSON_SPACE)
     if window[:1] != b"{":
@@ -259,9 +260,9 @@ def _metadata_payloads(value: str, limit: int) -> Iterator[tuple[str, bytes, str
         compact = "".join(text.split())
         if (len(compact) * 3) // 4 <= limit:
             urlsafe = "-" in compact or "_" in compact
-            standard = compact.translate(_URLSAFE_TO_STANDARD) if urlsafe else compact
+            standard = (compact.translate(_URLSAFE_TO_STANDARD) if urlsafe else compact).rstrip("=")
             try:
-                decoded = base64.b64decode(standard + "=" * (-len(standard.rstrip("=")) % 4), validate=True)
+                decoded = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
                 candidates.append(("base64url" if urlsafe else "base64", decoded))
             except (binascii.Error, ValueError):
                 pass
