@@ -8,6 +8,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from modelshield.analysis import pickle_effects as fx
 from modelshield.analysis.payload_codecs import PayloadTooLarge, decode_payload
@@ -36,6 +37,10 @@ _UNPACK_U4 = struct.Struct("<I").unpack_from
 _UNPACK_U8 = struct.Struct("<Q").unpack_from
 _UNPACK_U2 = struct.Struct("<H").unpack_from
 _UNPACK_F8 = struct.Struct(">d").unpack_from
+
+
+Evidence = str | Callable[[], str]
+"""Text for a report, or a function that renders it when (and only when) a finding needs it."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,14 @@ class CallEvent:
     target: str | None
     kind: str
     site: Site
-    evidence: str
+    describe: Evidence = field(repr=False, compare=False)
     via: str = ""
     args: tuple[object, ...] = ()
+
+    @cached_property
+    def evidence(self) -> str:
+        """The call as readable text, rendered only when a finding needs it."""
+        return self.describe if isinstance(self.describe, str) else self.describe()
 
 
 @dataclass(frozen=True)
@@ -442,14 +452,14 @@ class PickleMachine:
             event.rebuilt = event.rebuilt or rebuilt
 
     def _record(
-        self, target: str | None, kind: str, evidence: str, via: str = "", args: tuple[object, ...] = ()
+        self, target: str | None, kind: str, evidence: Evidence, via: str = "", args: tuple[object, ...] = ()
     ) -> None:
         self.run_info.calls.append(CallEvent(target, kind, self._site, evidence, via, args))
 
     def _call(self, func: object, args: object, kwargs: object | None = None, *, via: str) -> object:
         """func(*args, **kwargs) as the loader would perform it; returns the symbolic result."""
         arg_tuple = args if isinstance(args, tuple) else ()
-        evidence = render_call(func, args, kwargs)
+        evidence: Evidence = lambda: render_call(func, args, kwargs)  # noqa: E731 - rendered on demand
         if isinstance(func, GlobalRef):
             self._mark_used(func, called=True)
             name = func.qualname
@@ -464,7 +474,7 @@ class PickleMachine:
         self._record(None, "call", evidence, via + f" (callable is {reason})", arg_tuple)
         return UnknownValue(f"result of calling {reason}")
 
-    def _call_object(self, func: ObjectRef, args: tuple[object, ...], evidence: str, via: str) -> object:
+    def _call_object(self, func: ObjectRef, args: tuple[object, ...], evidence: Evidence, via: str) -> object:
         if func.kind == "partial":
             inner, bound = func.attrs.get("func"), func.attrs.get("args", ())
             full = (tuple(bound) if isinstance(bound, tuple) else ()) + args
@@ -496,7 +506,9 @@ class PickleMachine:
         self._record(target, "call", evidence, via + " (calls an object built by this pickle)", args)
         return UnknownValue("result of calling an object")
 
-    def _apply_effect(self, name: str, args: tuple[object, ...], evidence: str, via: str) -> object | None:
+    def _apply_effect(
+        self, name: str, args: tuple[object, ...], evidence: Evidence, via: str
+    ) -> object | None:
         """Model resolvers, transforms, loaders and code factories; None means an ordinary call."""
         if name in fx.ATTRIBUTE_RESOLVERS or name in fx.MODULE_IMPORTERS or name in fx.NAME_RESOLVERS:
             self._record(name, "call", evidence, via, args)
@@ -574,7 +586,7 @@ class PickleMachine:
             if key in ("__setstate__", "extend", "append", "add"):
                 self._anomaly("planted-setstate", f"{name} plants {key!r} on an object", render(value))
 
-    def _reconstruct(self, name: str, args: tuple[object, ...], evidence: str, via: str) -> object:
+    def _reconstruct(self, name: str, args: tuple[object, ...], evidence: Evidence, via: str) -> object:
         cls = args[0] if args else UnknownValue("no class")
         base = args[1] if len(args) > 1 else None
         state = args[2] if len(args) > 2 else None
@@ -586,7 +598,7 @@ class PickleMachine:
             # base.__new__(cls, state) and base.__init__(obj, state): the base's code runs.
             self._mark_used(base, called=True)
             self._record(
-                base.qualname, "call", render_call(base, (state,)), via + f" as {name} base", (state,)
+                base.qualname, "call", lambda: render_call(base, (state,)), via + f" as {name} base", (state,)
             )
         return ObjectRef(func=cls, kind="rebuild", event_index=len(self.run_info.calls) - 1)
 
@@ -699,7 +711,7 @@ class PickleMachine:
                 return items[key]
         return UnknownValue("item")
 
-    def _load_nested(self, name: str, args: tuple[object, ...], evidence: str, via: str) -> object:
+    def _load_nested(self, name: str, args: tuple[object, ...], evidence: Evidence, via: str) -> object:
         kind, trusted, position = fx.LOADERS[name]
         self._record(name, "call", evidence, via, args)
         payload = args[position] if len(args) > position else None
@@ -715,7 +727,9 @@ class PickleMachine:
         )
         if data is None:
             self._anomaly(
-                "nested-loader-opaque", f"{name} loads data that cannot be known statically", evidence
+                "nested-loader-opaque",
+                f"{name} loads data that cannot be known statically",
+                evidence if isinstance(evidence, str) else evidence(),
             )
             return UnknownValue("nested load")
         self.run_info.nested.append(NestedPayload(name, trusted, data, self._site))
@@ -986,7 +1000,7 @@ class PickleMachine:
             self._record(
                 f"{cls}.{method}" if cls else None,
                 "method",
-                f"{render(target)}.{method}({render(items)})",
+                lambda: f"{render(target)}.{method}({render(items)})",
                 "items added to a loaded object",
             )
             return
@@ -1011,7 +1025,7 @@ class PickleMachine:
             self._record(
                 f"{cls}.__setitem__" if cls else None,
                 "method",
-                f"{render(target)}[…] = …",
+                lambda: f"{render(target)}[…] = …",
                 "items set on a loaded object",
             )
         elif isinstance(target, GlobalRef):
@@ -1172,7 +1186,9 @@ class PickleMachine:
         self._push(self._new(cls, args, kwargs, "NEWOBJ_EX"))
 
     def _new(self, cls: object, args: object, kwargs: object | None, via: str) -> object:
-        evidence = render_call(GlobalRef(f"{render(cls)}.__new__", "", -1), args, kwargs)
+        evidence: Evidence = lambda: render_call(  # noqa: E731 - rendered on demand
+            GlobalRef(f"{render(cls)}.__new__", "", -1), args, kwargs
+        )
         arg_tuple = args if isinstance(args, tuple) else ()
         if isinstance(cls, GlobalRef):
             self._mark_used(cls, rebuilt=True)

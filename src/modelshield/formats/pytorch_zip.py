@@ -6,6 +6,7 @@ import re
 import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from modelshield.analysis.pickle_values import GlobalRef
 from modelshield.analysis.pickle_vm import PickleMachine
@@ -72,9 +73,15 @@ class TorchLayout:
         copies = self.copies(relative)
         return copies[-1] if copies else None
 
+    @cached_property
+    def _by_folded_name(self) -> dict[str, list[ZipMember]]:
+        index: dict[str, list[ZipMember]] = {}
+        for member in self.archive.members:
+            index.setdefault(member.name.lower(), []).append(member)
+        return index
+
     def copies(self, relative: str) -> list[ZipMember]:
-        wanted = f"{self.prefix}/{relative}".lower()
-        return [m for m in self.archive.members if m.name.lower() == wanted]
+        return list(self._by_folded_name.get(f"{self.prefix}/{relative}".lower(), ()))
 
     def relative(self, member: ZipMember) -> str | None:
         start = f"{self.prefix}/".lower()
@@ -234,11 +241,12 @@ def unread_members(
     loader: str = "torch.load",
 ) -> Iterator[ScanEvent]:
     """Members torch.load never reads: outside the archive directory, unknown records, stray storages."""
+    folded = {key.lower() for key in referenced}
     for member in layout.archive.members:
         if member.is_dir:
             continue
         relative = layout.relative(member)
-        if relative is not None and _is_known(relative, referenced, extra_known):
+        if relative is not None and _is_known(relative, folded, extra_known):
             continue
         what = _content_kind(blob, ctx, member)
         severity = Severity.MEDIUM if what != "data" else Severity.LOW
@@ -255,10 +263,11 @@ def unread_members(
 
 
 def _is_known(relative: str, referenced: set[str], extra_known: tuple[str, ...]) -> bool:
+    """`referenced` holds storage keys already folded to lower case."""
     relative = relative.lower()  # torch's lookups fold case
     if relative in STANDARD_RECORDS or relative == "data.pkl":
         return True
-    if relative.startswith("data/") and relative[len("data/") :] in {key.lower() for key in referenced}:
+    if relative.startswith("data/") and relative[len("data/") :] in referenced:
         return True
     return any(
         relative == k.lower() or (k.endswith("/") and relative.startswith(k.lower())) for k in extra_known
