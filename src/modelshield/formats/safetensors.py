@@ -62,11 +62,12 @@ DTYPE_BITS: dict[str, int] = {
 _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_INNERMOST_PAIR = re.compile(rb"[\[{][\]}]")
 
 _CODE = re.compile(
     r"\b__import__\s*\(|\b(?:eval|exec|compile|execfile)\s*\(|\bos\.(?:system|popen|exec\w*|spawn\w*)\b"
     r"|\bsubprocess\b|\bpty\.spawn\b|\bimport\s+(?:os|sys|subprocess|socket|pty|shutil|ctypes|builtins|"
-    r"importlib|requests|urllib)\b|\bfrom\s+[\w.]+\s+import\b|\bgetattr\s*\(|\blambda\b[^:]{0,40}:"
+    r"importlib|requests|urllib)\b|\bfrom\s+[\w.]+\s+import\b|\bgetattr\s*\(|\blambda(?:\s+[\w\s,*=]{0,40})?:"
     r"|\b(?:curl|wget)\s+\S+.{0,40}\|\s*(?:ba|z)?sh\b|\brm\s+-rf\b|/bin/(?:ba|z)?sh\b|\bpowershell\b"
     r"|\bnc\s+-[el]",
     re.IGNORECASE | re.DOTALL,
@@ -115,13 +116,17 @@ def sniff(blob: Blob) -> bool:
     return rest[:1] in (b'"', b"}") or (not rest and len(window) < length)
 
 
-def _json_depth(raw: bytes) -> int:
+def _nests_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the JSON nests more than `limit` levels: innermost bracket pairs are peeled off one level
+    per pass (each pass runs in C), so the check costs `limit` passes at most, however long the header."""
     brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    depth = deepest = 0
-    for c in brackets:
-        depth += 1 if c in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets, peeled = _INNERMOST_PAIR.subn(b"", brackets)
+        if not peeled:
+            return len(brackets) > limit  # unbalanced: the parser rejects it, but must not recurse on it
+    return bool(brackets)
 
 
 def _refuse_constant(text: str) -> object:
@@ -133,16 +138,17 @@ def _parse_json(raw: bytes, duplicates: list[str]) -> object:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _HeaderError(f"header is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    depth = _json_depth(raw)
-    if depth > MAX_JSON_DEPTH:
-        raise _HeaderError(f"header nests {depth} levels deep (more than {MAX_JSON_DEPTH})")
+    if _nests_deeper_than(raw, MAX_JSON_DEPTH):
+        raise _HeaderError(f"header nests more than {MAX_JSON_DEPTH} levels deep")
 
     def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key, value in items:
-            if key in out and len(duplicates) < MAX_FINDINGS_PER_RULE:
-                duplicates.append(key)
-            out[key] = value  # the last value wins, as in serde_json
+        out = dict(items)  # the last value wins, as in serde_json
+        if len(out) != len(items):
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen and len(duplicates) < MAX_FINDINGS_PER_RULE:
+                    duplicates.append(key)
+                seen.add(key)
         return out
 
     try:
@@ -169,16 +175,33 @@ def _element_count(shape: tuple[int, ...]) -> int | None:
     return count
 
 
+@dataclass(frozen=True)
+class _LazyLocation:
+    """A tensor entry's location, built only when a finding needs it (headers list many thousands)."""
+
+    chain: tuple[str, ...]
+    offset: int
+    tensor: str
+
+    def build(self) -> Location:
+        return Location(self.chain, offset=self.offset, detail=f"tensor {self.tensor!r:.80}")
+
+
 class _Reporter:
     """Caps findings per rule, so a header with a million bad entries stays a readable report."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
 
-    def __call__(self, rule: Rule, location: Location, message: str, evidence: str = "") -> Finding | None:
+    def __call__(
+        self, rule: Rule, location: Location | _LazyLocation, message: str, evidence: str = ""
+    ) -> Finding | None:
         n = self.counts.get(rule.id, 0) + 1
         self.counts[rule.id] = n
-        return rule.at(location, message, evidence=evidence) if n <= MAX_FINDINGS_PER_RULE else None
+        if n > MAX_FINDINGS_PER_RULE:
+            return None
+        where = location.build() if isinstance(location, _LazyLocation) else location
+        return rule.at(where, message, evidence=evidence)
 
     def summary(self, chain: tuple[str, ...]) -> Iterator[Finding]:
         for rule_id, n in self.counts.items():
@@ -199,7 +222,7 @@ def _tensor_entries(
     for key, entry in top.items():
         if key == "__metadata__":
             continue
-        where = Location(chain, offset=LENGTH_BYTES, detail=f"tensor {key!r:.80}")
+        where = _LazyLocation(chain, LENGTH_BYTES, key)
         problem: Finding | None = None
         if not isinstance(entry, dict) or not _TENSOR_FIELDS <= entry.keys():
             found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
@@ -353,6 +376,12 @@ def _scan_layout(
     regions = 0
     last: TensorEntry | None = None
     for tensor in sorted(tensors, key=lambda t: (t.begin, t.end)):
+        width = DTYPE_BITS[tensor.dtype] // 8
+        misaligned = width > 1 and tensor.begin % min(width, 8) and tensor.end > tensor.begin
+        if tensor.begin == covered and tensor.end - tensor.begin == tensor.nbytes and not misaligned:
+            if tensor.end <= data_length:
+                covered, last = tensor.end, tensor
+                continue
         where = Location(blob.chain, offset=data_start + tensor.begin, detail=f"tensor {tensor.name!r:.80}")
         span = f"data_offsets [{tensor.begin}, {tensor.end}], {tensor.dtype} {list(tensor.shape)!r:.120}"
         problem: Finding | None = None
@@ -391,8 +420,7 @@ def _scan_layout(
                 yield _region(
                     blob, data_start + covered, tensor.begin - covered, f"(gap before {tensor.name[:80]})"
                 )
-        width = DTYPE_BITS[tensor.dtype] // 8
-        if width > 1 and tensor.begin % min(width, 8) and tensor.end > tensor.begin:
+        if misaligned:
             if problem := report(
                 rules.UNALIGNED_TENSOR,
                 where,
