@@ -198,6 +198,47 @@ def opcode_name(byte: int) -> str | None:
     return _NAME_BY_BYTE[byte]
 
 
+_FIXED_ARG = {b"J": 4, b"K": 1, b"M": 2, b"G": 8, b"h": 1, b"j": 4, b"q": 1, b"r": 4, b"\x80": 1,
+              b"\x82": 1, b"\x83": 2, b"\x84": 4, b"\x95": 8}  # fmt: skip
+_COUNTED_ARG = {b"T": (4, "<i"), b"U": (1, "<B"), b"X": (4, "<I"), b"B": (4, "<I"), b"C": (1, "<B"),
+                b"\x8c": (1, "<B"), b"\x8d": (8, "<Q"), b"\x8e": (8, "<Q"), b"\x96": (8, "<Q"),
+                b"\x8a": (1, "<B"), b"\x8b": (4, "<i")}  # fmt: skip
+_LINE_ARGS = {b"F": 1, b"I": 1, b"L": 1, b"S": 1, b"V": 1, b"P": 1, b"g": 1, b"p": 1, b"c": 2, b"i": 2}
+
+
+def opcodes_plausible(data: memoryview | bytes, max_ops: int = 8) -> bool:
+    """A cheap walk over the first opcodes (no machine): False at the first byte that is no opcode.
+    Random data fails within a few bytes, so most non-pickles are rejected before any probing."""
+    view = bytes(data[:4096])
+    pos = 0
+    for _ in range(max_ops):
+        if pos >= len(view):
+            return True
+        code = view[pos : pos + 1]
+        if _NAME_BY_BYTE[view[pos]] is None:
+            return False
+        pos += 1
+        if code == b".":
+            return True
+        if code in _FIXED_ARG:
+            pos += _FIXED_ARG[code]
+        elif code in _COUNTED_ARG:
+            width, fmt = _COUNTED_ARG[code]
+            if pos + width > len(view):
+                return True
+            length = struct.unpack_from(fmt, view, pos)[0]
+            if length < 0:
+                return False
+            pos += width + length
+        elif code in _LINE_ARGS:
+            for _line in range(_LINE_ARGS[code]):
+                end = view.find(b"\n", pos, pos + 512)
+                if end < 0:
+                    return len(view) - pos < 512
+                pos = end + 1
+    return True
+
+
 class PickleMachine:
     """Runs one pickle symbolically. Create one per pickle; `run()` never raises on hostile input
     except LimitExceeded (the caller turns that into an issue)."""

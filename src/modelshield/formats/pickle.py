@@ -7,7 +7,7 @@ from collections.abc import Generator
 
 from modelshield.analysis.callables import CallableJudge
 from modelshield.analysis.pickle_judge import judge_run
-from modelshield.analysis.pickle_vm import PickleMachine, opcode_name
+from modelshield.analysis.pickle_vm import PickleMachine, opcode_name, opcodes_plausible
 from modelshield.engine.blob import Blob, BufferBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
@@ -31,7 +31,7 @@ def looks_like_pickle(data: memoryview | bytes) -> bool:
         return False
     if view[0] == 0x80:
         return view[1] <= 5 and (len(view) < 3 or opcode_name(view[2]) is not None)
-    if opcode_name(view[0]) is None or view[0] == ord("."):
+    if opcode_name(view[0]) is None or view[0] == ord(".") or not opcodes_plausible(view):
         return False
     probe = view[:PROBE_BYTES]
     try:
