@@ -172,7 +172,10 @@ def test_yaml_is_never_constructed_into_objects(tmp_path: Path) -> None:
     path = tmp_path / "MLmodel"
     path.write_text("flavors: !!python/object/apply:os.system ['touch marker']\n")
     file = scan(path, compute_hash=False).files[0]
-    assert file.issues and file.verdict is Verdict.ERROR
+    (finding,) = file.findings
+    assert finding.rule_id == "YAML-PYTHON-TAG" and finding.location.detail == "line 1"
+    assert "os.system" in finding.evidence
+    assert file.verdict is Verdict.SUSPICIOUS
     assert not (tmp_path / "marker").exists()
 
 
@@ -201,3 +204,10 @@ def test_ordinary_text_is_not_claimed(tmp_path: Path, text: str) -> None:
 )
 def test_requirement_risk(line: str, risky: bool) -> None:
     assert (mlflow_format.requirement_risk(line) is not None) is risky
+
+
+def test_python_source_that_mentions_flavors_is_not_an_mlflow_file(tmp_path: Path) -> None:
+    path = tmp_path / "test_something.py"
+    path.write_text('TEXT = """\nflavors:\n  python_function: {loader_module: x\n"""\nprint(TEXT)\n')
+    file = scan(path, compute_hash=False).files[0]
+    assert file.issues == () and file.findings == () and file.verdict is Verdict.CLEAN

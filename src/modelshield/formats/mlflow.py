@@ -70,11 +70,23 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
 
     try:
         document = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as exc:
-        yield ScanIssue("unparsed", f"not valid YAML: {exc}", ctx.where(blob))
+    except yaml.YAMLError:
+        # MLflow reads these files with yaml.safe_load too: what it cannot parse, it never uses, unless
+        # the parse failed on Python tags, which an unsafe loader would execute.
+        tag = text.find("!!python/")
+        if tag >= 0:
+            line = text.count("\n", 0, tag) + 1
+            snippet = text[tag : text.find("\n", tag) if "\n" in text[tag:] else len(text)]
+            yield rules.YAML_PYTHON_TAG.at(
+                ctx.where(blob, offset=tag, detail=f"line {line}"),
+                "YAML uses a Python object tag that yaml.load would execute",
+                evidence=snippet[:200],
+            )
+        return
+    except RecursionError:
+        yield ScanIssue("unparsed", "YAML nesting too deep to analyse", ctx.where(blob))
         return
     if not isinstance(document, dict):
-        yield ScanIssue("unparsed", "YAML document is not a mapping", ctx.where(blob))
         return
     if kind == "mlmodel":
         yield from _scan_mlmodel(blob, ctx, document)

@@ -77,4 +77,27 @@ REMOTE_REQUIREMENT = Rule(
     remediation="Pin requirements to released versions from your trusted index before restoring it.",
 )
 
-RULES: tuple[Rule, ...] = (FOREIGN_LOADER, MODEL_CODE, CODE_PATH, PICKLED_MODEL, REMOTE_REQUIREMENT)
+YAML_PYTHON_TAG = Rule(
+    id="YAML-PYTHON-TAG",
+    title="YAML file builds Python objects when loaded unsafely",
+    severity=Severity.HIGH,
+    category=Category.CODE_EXECUTION,
+    cwe="CWE-502",
+    description=(
+        "The file uses PyYAML's !!python/ tags (object/apply, name, module…). yaml.safe_load refuses "
+        "them, but yaml.load with the full or unsafe loader imports and calls what they name. Model "
+        "configuration files never need them."
+    ),
+    remediation=(
+        "Do not load this file with yaml.load / yaml.unsafe_load; remove the tags or discard the model."
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    FOREIGN_LOADER,
+    MODEL_CODE,
+    CODE_PATH,
+    PICKLED_MODEL,
+    REMOTE_REQUIREMENT,
+    YAML_PYTHON_TAG,
+)
