@@ -180,3 +180,11 @@ def test_sniff_needs_magic_and_known_version(tmp_path: Path) -> None:
     assert scan_one(path).tree.format != "gguf"
     path.write_bytes(samples.RawGGUF(order=">").build())
     assert scan_one(path).tree.format == "gguf"
+
+
+def test_a_flaw_repeated_in_every_tensor_is_reported_a_bounded_number_of_times(tmp_path: Path) -> None:
+    tensors = tuple(samples.RawTensor("same.weight" + "x" * 60, (8,), offset=32 * i) for i in range(2000))
+    path = samples.RawGGUF(tensors=tensors, data=b"\0" * 32 * 2000).write(tmp_path, "repeated.gguf")
+    file = scan_one(path)
+    assert len(findings_of(file, "GGUF-DUPLICATE-NAME")) == gguf_format.MAX_FINDINGS_PER_RULE
+    assert len(findings_of(file, "GGUF-MALFORMED")) == gguf_format.MAX_FINDINGS_PER_RULE

@@ -285,12 +285,13 @@ def _scan_header(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
 
 def _scan_metadata(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
     seen: set[bytes] = set()
+    reported: dict[str, int] = {}
     for index in range(state.kv_count):
         p.tick()
         key_at = p.pos
         start, n = p.string_span(f"metadata key #{index}", f"metadata key #{index}")
         key = p.text(start, n, MAX_KEY_BYTES)
-        if n > MAX_KEY_BYTES:
+        if n > MAX_KEY_BYTES and _count(reported, rules.STRING_LENGTH):
             yield rules.STRING_LENGTH.at(
                 p.where(key_at, key[:64]),
                 f"metadata key #{index} is {n} bytes long; keys are short dotted names",
@@ -298,7 +299,7 @@ def _scan_metadata(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
                 severity=Severity.MEDIUM,
             )
         digest = p.digest(start, n)
-        if digest in seen:
+        if digest in seen and _count(reported, rules.DUPLICATE_NAME):
             yield rules.DUPLICATE_NAME.at(
                 p.where(key_at, key), f"metadata key {key!r} appears more than once"
             )
@@ -412,14 +413,14 @@ def _scan_tensor_infos(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
         info_at = p.pos
         start, n = p.string_span(f"the name of tensor #{index}", f"tensor #{index}")
         tensor = p.text(start, n, GGML_MAX_NAME * 2)
-        if n >= GGML_MAX_NAME:
+        if n >= GGML_MAX_NAME and _count(reported, rules.MALFORMED):
             yield rules.MALFORMED.at(
                 p.where(info_at, tensor),
                 f"tensor name of {n} bytes; llama.cpp refuses names of {GGML_MAX_NAME} bytes or more",
                 severity=Severity.LOW,
             )
         digest = p.digest(start, n)
-        if digest in seen:
+        if digest in seen and _count(reported, rules.DUPLICATE_NAME):
             yield rules.DUPLICATE_NAME.at(
                 p.where(info_at, tensor), f"tensor {tensor!r} appears more than once"
             )
