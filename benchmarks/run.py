@@ -266,6 +266,12 @@ class Measurement:
         return max(r.rss_kb for r in self.runs) / 1024
 
     @property
+    def valid(self) -> bool:
+        """A modelshield row counts only if it wrote a report and exited 0 (the generated files are
+        clean): a scanner that crashes fast must not pass as a fast scanner."""
+        return self.note.startswith("verdict clean") and self.exit_codes == "0"
+
+    @property
     def exit_codes(self) -> str:
         return ",".join(sorted({str(r.returncode) for r in self.runs}))
 
@@ -376,6 +382,17 @@ class Verdict:
 
 
 def evaluate(measurements: list[Measurement]) -> list[Verdict]:
+    verdicts = _evaluate(measurements)
+    invalid = {m.file for m in measurements if m.label in (MS_NOHASH, MS_HASH) and not m.valid}
+    return [
+        Verdict(v.target, v.file, f"{v.value} (invalid run: no clean report or exit ≠ 0)", False)
+        if v.file in invalid
+        else v
+        for v in verdicts
+    ]
+
+
+def _evaluate(measurements: list[Measurement]) -> list[Verdict]:
     by_key = {(m.label, m.file): m for m in measurements}
     verdicts: list[Verdict] = []
     for name in (TORCH_FILE, NPY_FILE):

@@ -67,6 +67,14 @@ def test_measures_modelshield_and_reports_targets(bench, tmp_path):
     assert "start-up" in report
 
 
+def test_a_failed_scan_never_passes(bench, tmp_path):
+    broken = bench.Measurement(
+        bench.MS_NOHASH, bench.TINY_FILE, 89, [bench.Run(0.01, 10_000, 1)], "no JSON report"
+    )
+    (verdict,) = bench.evaluate([broken])
+    assert not verdict.passed and "invalid" in verdict.value
+
+
 def test_cold_mode_evicts_and_still_measures(bench, tmp_path):
     tiny = bench.make_tiny_pickle(tmp_path / bench.TINY_FILE)
     (command,) = bench.build_commands(tmp_path, include_peers=False, only_modelshield=True)[:1]
