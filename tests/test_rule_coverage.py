@@ -246,6 +246,7 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "MLFLOW-CODE-PATH": _mlflow(CUSTOM_MLMODEL),
     "MLFLOW-PICKLED-MODEL": _mlflow(BENIGN_MLMODEL),
     "REQUIREMENTS-REMOTE-SOURCE": _mlflow(BENIGN_MLMODEL, "requirements.txt", HOSTILE_REQUIREMENTS),
+    "YAML-PYTHON-TAG": _write("MLmodel", b"flavors: !!python/object/apply:os.system ['true']\n"),
     # GGUF and its chat templates
     **gg.RULE_SAMPLES,
     # safetensors and embedded executables

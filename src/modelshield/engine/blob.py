@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from modelshield.engine.limits import LimitExceeded
 
@@ -58,6 +58,15 @@ class Blob(ABC):
     def read_at(self, offset: int, n: int) -> bytes:
         data = self.view()
         return bytes(data[offset : offset + n])
+
+    @property
+    def random_access(self) -> bool:
+        """Whether reading at any offset is cheap (files and buffers; not decompressing streams)."""
+        return True
+
+    def slice(self, offset: int, length: int, element: str) -> Blob:
+        """A child blob over part of this one (zero-copy where the blob allows it)."""
+        return BufferBlob(self.view()[offset : offset + length], self.child_chain(element))
 
     @property
     def name(self) -> str:
@@ -140,6 +149,132 @@ class StreamBlob(Blob):
             return _MemoryViewReader(self._data)
         return self._opener()
 
+    @property
+    def random_access(self) -> bool:
+        return self._data is not None
+
+
+class _OpenFile:
+    """A scanned file: positional reads by default, a read-only mapping made only when a handler
+    needs a whole region as one buffer (a pickle, a header). Pages never touched never count."""
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self._fh = fh
+        self._fd = fh.fileno()
+        self.size = size
+        self._mapped: mmap.mmap | None = None
+        self._view: memoryview | None = None
+
+    def pread(self, offset: int, n: int) -> bytes:
+        n = max(0, min(n, self.size - offset))
+        if n == 0 or offset < 0:
+            return b""
+        chunks = []
+        while n > 0:
+            chunk = os.pread(self._fd, n, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def view(self) -> memoryview:
+        if self._view is None and self.size == 0:
+            self._view = memoryview(b"")  # an empty file cannot be mapped
+        if self._view is None:
+            self._mapped = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+            if hasattr(self._mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+                self._mapped.madvise(mmap.MADV_RANDOM)
+            self._view = memoryview(self._mapped)
+        return self._view
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.release()
+        if self._mapped is not None:
+            try:
+                self._mapped.close()
+            except BufferError:
+                pass  # a handler kept a slice alive; the mapping goes when that slice is collected
+
+
+class FileBlob(Blob):
+    """A region of a scanned file (the whole file, or a stored archive member inside it)."""
+
+    def __init__(self, source: _OpenFile, offset: int, length: int, chain: tuple[str, ...]) -> None:
+        super().__init__(chain)
+        self._source = source
+        self._offset = offset
+        self._length = max(0, min(length, source.size - offset))
+
+    @property
+    def size(self) -> int:
+        return self._length
+
+    def head(self, n: int = HEAD_BYTES) -> bytes:
+        return self._source.pread(self._offset, min(n, self._length))
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        if offset < 0 or offset >= self._length:
+            return b""
+        return self._source.pread(self._offset + offset, min(n, self._length - offset))
+
+    def tail(self, n: int) -> bytes:
+        start = max(0, self._length - n)
+        return self.read_at(start, self._length - start)
+
+    def view(self) -> memoryview:
+        return self._source.view()[self._offset : self._offset + self._length]
+
+    def stream(self) -> ByteReader:
+        return _FileRangeReader(self._source, self._offset, self._length)
+
+    def slice(self, offset: int, length: int, element: str) -> FileBlob:
+        start = min(max(0, offset), self._length)
+        return FileBlob(
+            self._source, self._offset + start, min(length, self._length - start), self.child_chain(element)
+        )
+
+
+class _FileRangeReader:
+    """Sequential reads over a region of a scanned file, by position (no shared file offset)."""
+
+    def __init__(self, source: _OpenFile, offset: int, length: int) -> None:
+        self._source = source
+        self._start = offset
+        self._end = offset + length
+        self._pos = offset
+
+    def read(self, n: int = -1, /) -> bytes:
+        remaining = self._end - self._pos
+        out = self._source.pread(self._pos, remaining if n is None or n < 0 else min(n, remaining))
+        self._pos += len(out)
+        return out
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: self._start, os.SEEK_CUR: self._pos, os.SEEK_END: self._end}[whence]
+        self._pos = min(max(self._start, base + offset), self._end)
+        return self._pos - self._start
+
+    def tell(self) -> int:
+        return self._pos - self._start
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _FileRangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class _MemoryViewReader:
     """A minimal binary reader over a memoryview (io.BytesIO would copy the buffer)."""
@@ -184,27 +319,11 @@ class _MemoryViewReader:
 
 
 @contextmanager
-def open_file_blob(path: Path, display_name: str) -> Iterator[BufferBlob]:
-    """Map a regular file read-only; pages are only touched when a handler reads them."""
+def open_file_blob(path: Path, display_name: str) -> Iterator[FileBlob]:
+    """Open a regular file for scanning; bytes are read only where a handler asks for them."""
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            yield BufferBlob(b"", (display_name,))
-            return
-        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        source = _OpenFile(fh, os.fstat(fh.fileno()).st_size)
         try:
-            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-                mapped.madvise(mmap.MADV_RANDOM)
-            view = memoryview(mapped)
-            blob = BufferBlob(view, (display_name,))
-            try:
-                yield blob
-            finally:
-                blob._view.release()
-                view.release()
+            yield FileBlob(source, 0, source.size, (display_name,))
         finally:
-            try:
-                mapped.close()
-            except BufferError:
-                # A handler kept a slice alive; the mapping is released when that slice is collected.
-                pass
+            source.close()

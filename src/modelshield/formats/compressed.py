@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from modelshield.engine.blob import Blob, BufferBlob, ByteReader, StreamBlob
+from modelshield.engine.blob import Blob, ByteReader, StreamBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.engine.limits import LimitExceeded, MiB
@@ -421,9 +421,3 @@ JOBLIB_ZFILE = CompressedFormat("joblib-zfile", "zfile-decompressed", _is_joblib
 HANDLERS: tuple[CompressedFormat, ...] = (GZIP, BZIP2, XZ, ZSTD, JOBLIB_ZFILE, LZMA_ALONE, ZLIB)
 """In sniffing order: unambiguous magics first, the heuristic lzma-alone and zlib checks last."""
 
-
-def compressed_view(blob: Blob, offset: int, length: int, element: str) -> BufferBlob:
-    """Part of a blob as a zero-copy buffer (a stream parent is materialised within its limit first)."""
-    if isinstance(blob, BufferBlob):
-        return blob.slice(offset, length, element)
-    return BufferBlob(blob.view()[offset : offset + length], blob.child_chain(element))

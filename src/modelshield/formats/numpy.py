@@ -8,7 +8,7 @@ import struct
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
-from modelshield.engine.blob import Blob, BufferBlob
+from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.formats.base import ScanEvent
@@ -322,16 +322,12 @@ def _check_size(
 
 
 def _preview(blob: Blob, offset: int) -> str:
-    if isinstance(blob, BufferBlob):
-        return bytes(blob.view()[offset : offset + 16]).hex(" ")
-    return ""
+    return blob.read_at(offset, 16).hex(" ") if blob.random_access else ""
 
 
 def _child(blob: Blob, offset: int, length: int, element: str) -> Blob:
     """A child blob over part of `blob` (zero-copy when it is in memory already)."""
-    if isinstance(blob, BufferBlob):
-        return blob.slice(offset, length, element)
-    return BufferBlob(blob.view()[offset : offset + length], blob.child_chain(element))
+    return blob.slice(offset, length, element)
 
 
 def _loc(chain: tuple[str, ...], offset: int, detail: str) -> Location:

@@ -103,7 +103,4 @@ def scan(blob: Blob, ctx: ScanContext) -> Generator[ScanEvent, None, None]:
             evidence=repr(blob.read_at(end, 32)),
         )
         # The appended bytes are identified by content: an executable, an archive or another format.
-        if isinstance(blob, BufferBlob):
-            yield blob.slice(end, trailing, "(data after pickle)")
-        else:
-            yield BufferBlob(blob.view()[end:], blob.child_chain("(data after pickle)"))
+        yield blob.slice(end, trailing, "(data after pickle)")

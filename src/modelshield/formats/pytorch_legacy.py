@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from modelshield.analysis.pickle_values import GlobalRef, SymList
 from modelshield.analysis.pickle_vm import PickleMachine, PickleRun
-from modelshield.engine.blob import Blob, BufferBlob
+from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import ScanIssue
 from modelshield.engine.limits import Limits
@@ -276,6 +276,4 @@ def _truncated(blob: Blob, ctx: ScanContext, offset: int, key: str) -> ScanEvent
 
 
 def _slice(blob: Blob, offset: int, length: int, element: str) -> Blob:
-    if isinstance(blob, BufferBlob):
-        return blob.slice(offset, length, element)
-    return BufferBlob(blob.view()[offset : offset + length], blob.child_chain(element))
+    return blob.slice(offset, length, element)

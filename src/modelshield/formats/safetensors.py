@@ -363,9 +363,7 @@ def _scan_metadata(metadata: object, blob: Blob, ctx: ScanContext, report: _Repo
 
 def _region(blob: Blob, offset: int, length: int, element: str) -> Blob:
     """A child blob over part of `blob`, zero-copy when the blob is in memory already."""
-    if isinstance(blob, BufferBlob):
-        return blob.slice(offset, length, element)
-    return BufferBlob(blob.view()[offset : offset + length], blob.child_chain(element))
+    return blob.slice(offset, length, element)
 
 
 def _scan_layout(

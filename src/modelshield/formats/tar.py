@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from modelshield.engine.blob import Blob, BufferBlob, StreamBlob
+from modelshield.engine.blob import Blob, StreamBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.formats.base import ScanEvent
@@ -82,7 +82,7 @@ def sniff(blob: Blob) -> bool:
 
 def _members(blob: Blob, ctx: ScanContext) -> tuple[list[TarMember], bool, str | None]:
     """Headers in archive order, whether the member limit stopped the listing, and any read error."""
-    seekable = isinstance(blob, BufferBlob)
+    seekable = blob.random_access
     members: list[TarMember] = []
     try:
         with tarfile.open(fileobj=cast(BinaryIO, blob.stream()), mode="r:" if seekable else "r|") as archive:
@@ -128,7 +128,7 @@ def _member_findings(
             "last one",
             evidence=member.name,
         )
-    if member.is_file and isinstance(blob, BufferBlob) and member.data_offset + member.size > blob.size:
+    if member.is_file and blob.random_access and member.data_offset + member.size > blob.size:
         yield rules.TRUNCATED.at(
             where,
             f"member {member.name!r} declares {member.size} bytes but the archive ends first",
@@ -166,7 +166,7 @@ class _SkippingReader:
 
 
 def _child(blob: Blob, ctx: ScanContext, member: TarMember, element: str) -> Blob:
-    if isinstance(blob, BufferBlob):
+    if blob.random_access:
         available = max(0, min(member.size, blob.size - member.data_offset))
         return blob.slice(member.data_offset, available, element)
     return StreamBlob(

@@ -25,7 +25,6 @@ from modelshield.formats.compressed import (
     DecompressingReader,
     ExpansionRecord,
     ZlibDecoder,
-    compressed_view,
     decode_chunks,
     zstd_chunks,
 )
@@ -518,7 +517,7 @@ def open_member(
     record: ExpansionRecord,
 ) -> DecompressingReader:
     """A bounded reader of one member's content, stopping at `output_cap` as zip loaders do."""
-    source = compressed_view(blob, data_offset, compressed_size, "compressed").stream()
+    source = blob.slice(data_offset, compressed_size, "compressed").stream()
     return DecompressingReader(_member_chunks(method, source, record), ctx, record, output_cap)
 
 
@@ -560,7 +559,7 @@ def _stream_child(
     output_cap: int | None,
 ) -> Blob:
     if method == STORED:
-        return compressed_view(blob, data_offset, span, element)
+        return blob.slice(data_offset, span, element)
     record = ExpansionRecord(compressed_size=span)
 
     def opener() -> DecompressingReader:
@@ -572,7 +571,7 @@ def _stream_child(
 def member_blobs(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Iterator[Blob]:
     """A child blob for every listed copy, every hidden local entry and any data around the zip."""
     if archive.prefix_size:
-        yield compressed_view(blob, 0, archive.prefix_size, "(data before zip)")
+        yield blob.slice(0, archive.prefix_size, "(data before zip)")
     for member in archive.members:
         if member.local is None or member.method not in SUPPORTED_METHODS:
             continue
@@ -606,7 +605,7 @@ def member_blobs(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Iterator[
             cap,
         )
     if archive.trailing_size:
-        yield compressed_view(blob, archive.trailing_offset, archive.trailing_size, "(data after zip)")
+        yield blob.slice(archive.trailing_offset, archive.trailing_size, "(data after zip)")
 
 
 # ---- findings ----
