@@ -7,7 +7,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from modelshield.analysis.pickle_values import GlobalRef, SymList
-from modelshield.analysis.pickle_vm import PickleMachine, PickleRun
+from modelshield.analysis.pickle_vm import PickleMachine, PickleRun, opcodes_plausible
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import ScanIssue
@@ -43,6 +43,8 @@ def sniff(blob: Blob) -> bool:
 def _layout(blob: Blob) -> str | None:
     """ "stream" (magic-number file) or "tar-storages" (the storages member of the older tar layout)."""
     head = memoryview(blob.head(SNIFF_BYTES))
+    if len(head) < 2 or not (head[0] == 0x80 or opcodes_plausible(head)):
+        return None  # not a pickle stream at all: skip the machine (storages are checked by the thousand)
     try:
         first = _run(head, 0, _SNIFF_LIMITS)
         if not first.run.stopped:
