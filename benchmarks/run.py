@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import os
 import pickle
@@ -21,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Sequence
@@ -203,6 +205,9 @@ def rss_method() -> str:
     return "time" if os.access(TIME_BIN, os.X_OK) else "wait4"
 
 
+SNAPSHOT_SRC: Path | None = None  # set by --snapshot: modelshield is imported from here
+
+
 def child_env(workdir: Path) -> dict[str, str]:
     """The environment of measured commands: bytecode caching on (a user's install has .pyc files;
     PYTHONDONTWRITEBYTECODE would make every run recompile the package), cached under the workdir
@@ -210,7 +215,30 @@ def child_env(workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    if SNAPSHOT_SRC is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SNAPSHOT_SRC), env.get("PYTHONPATH")]))
     return env
+
+
+def make_snapshot(workdir: Path) -> tuple[Path, str]:
+    """`src/` of the committed HEAD, exported with `git archive`: what is measured is a commit, not a
+    work tree that others may be editing while the benchmark runs."""
+    head = subprocess.run(
+        ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    target = workdir / f"snapshot-{head}"
+    if not (target / "src" / "modelshield" / "__init__.py").exists():
+        archive = subprocess.run(
+            ["git", "-C", str(HERE.parent), "archive", "--format=tar", head, "src"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, filter="data")
+            else:  # pragma: no cover - Python without extraction filters; the archive is our own
+                tar.extractall(target)
+    return target / "src", head
 
 
 @dataclass(frozen=True)
@@ -486,7 +514,7 @@ def render(
         f"# modelshield benchmark — {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         "",
         f"- machine: {machine_text()}",
-        f"- python: {platform.python_version()}; {_modelshield_version()}, commit {_commit()}",
+        f"- python: {platform.python_version()}; {_modelshield_version(workdir)}, {_commit()}",
         f"- peers: {', '.join(f'{k} {v}' for k, v in peer_versions(workdir).items()) or 'not installed'}",
         f"- method: {_cache_text(cold)}, median of {runs} "
         f"runs, peak RSS = max over runs via {'GNU time %M' if method == 'time' else 'os.wait4 ru_maxrss'}",
@@ -513,6 +541,8 @@ def _cache_text(cold: bool) -> str:
 
 def _commit() -> str:
     """The checked-out commit, with a mark when the work tree differs from it."""
+    if SNAPSHOT_SRC is not None:
+        return f"snapshot of commit {SNAPSHOT_SRC.parent.name.removeprefix('snapshot-')} (git archive)"
     try:
         head = subprocess.run(
             ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
@@ -528,11 +558,17 @@ def _commit() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return f"{head}{' + uncommitted changes in src/' if dirty else ''}"
+    return f"work tree at commit {head}{' + uncommitted changes in src/' if dirty else ''}"
 
 
-def _modelshield_version() -> str:
-    out = subprocess.run([*modelshield_argv(), "--version"], capture_output=True, text=True, check=False)
+def _modelshield_version(workdir: Path) -> str:
+    out = subprocess.run(
+        [*modelshield_argv(), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=child_env(workdir),
+    )
     return out.stdout.strip() or "unknown"
 
 
@@ -575,6 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="evict the file from the page cache before each measured run (results in results-cold.md)",
     )
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="measure src/ of the committed HEAD (git archive into the workdir), not the work tree",
+    )
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     target_bytes = int(args.size_gib * GIB)
@@ -596,6 +637,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     generate_in_child(args.workdir, target_bytes)
     files = [args.workdir / name for name in args.files]
 
+    if args.snapshot:
+        global SNAPSHOT_SRC
+        SNAPSHOT_SRC, head = make_snapshot(args.workdir)
+        print(f"measuring modelshield from a snapshot of {head}: {SNAPSHOT_SRC}", file=sys.stderr)
     method = rss_method()
     commands = build_commands(
         args.workdir, include_peers=not args.no_peers, only_modelshield=args.only_modelshield
