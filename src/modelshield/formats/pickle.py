@@ -4,14 +4,15 @@ is run on the symbolic machine and judged; nested payloads go back to the dispat
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 
 from modelshield.analysis.callables import CallableJudge
 from modelshield.analysis.pickle_judge import judge_run
-from modelshield.analysis.pickle_vm import PickleMachine, opcode_name, opcodes_plausible
+from modelshield.analysis.pickle_vm import PickleMachine, PickleRun, opcode_name, opcodes_plausible
 from modelshield.engine.blob import Blob, BufferBlob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
-from modelshield.engine.limits import Limits
+from modelshield.engine.limits import LimitExceeded, Limits
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.joblib import joblib_inline_data
 from modelshield.rules import pickle as rules
@@ -58,6 +59,31 @@ def _judge_for(ctx: ScanContext) -> CallableJudge:
     return judge
 
 
+@dataclass(frozen=True)
+class MachineRun:
+    """One symbolic run of one pickle, with what stopped it early."""
+
+    run: PickleRun
+    issues: tuple[str, ...]
+    limit_hit: LimitExceeded | None
+
+
+def run_pickle(chain: tuple[str, ...], data: memoryview, start: int, ctx: ScanContext) -> MachineRun:
+    """Run the machine over the pickle at `start`, once per file: a container handler that needs a
+    member's persistent ids (PyTorch storages) and the pickle handler share the same run."""
+    cache = ctx.shared.setdefault(f"{__name__}.runs", {})
+    assert isinstance(cache, dict)
+    key = (chain, start, len(data))
+    cached = cache.get(key)
+    if isinstance(cached, MachineRun):
+        return cached
+    deadline = ctx.started + ctx.limits.max_seconds_per_file
+    machine = PickleMachine(data, start, ctx.limits, deadline=deadline, inline_data=joblib_inline_data)
+    result = MachineRun(machine.run(), tuple(machine.issues), machine.limit_hit)
+    cache[key] = result
+    return result
+
+
 def scan_pickles(
     blob: Blob, ctx: ScanContext, *, start: int = 0, max_pickles: int | None = None
 ) -> Generator[ScanEvent, None, int]:
@@ -65,7 +91,6 @@ def scan_pickles(
     data = blob.view()
     judge = _judge_for(ctx)
     limits = ctx.limits
-    deadline = ctx.started + limits.max_seconds_per_file
     pos = start
     count = 0
     while pos < len(data) and (max_pickles is None or count < max_pickles):
@@ -78,8 +103,8 @@ def scan_pickles(
                 Location(blob.chain, offset=pos, detail="max_pickles_per_stream"),
             )
             return pos
-        machine = PickleMachine(data, pos, limits, deadline=deadline, inline_data=joblib_inline_data)
-        run = machine.run()
+        machine = run_pickle(blob.chain, data, pos, ctx)
+        run = machine.run
         count += 1
         yield from judge_run(run, blob, judge)
         for nested in run.nested:
@@ -87,6 +112,14 @@ def scan_pickles(
             yield BufferBlob(nested.data, blob.child_chain(element))
         for issue in machine.issues:
             yield ScanIssue("partial", issue, Location(blob.chain, offset=run.end))
+        if machine.limit_hit is not None:
+            hit = machine.limit_hit
+            yield ScanIssue(
+                "limit",
+                f"pickle analysis stopped at opcode #{run.opcodes}: {hit}; the rest was not scanned",
+                Location(blob.chain, offset=run.end, detail=hit.limit),
+            )
+            return run.end
         pos = run.end
         if not run.stopped:
             break

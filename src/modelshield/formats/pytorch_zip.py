@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from modelshield.analysis.pickle_values import GlobalRef
-from modelshield.analysis.pickle_vm import PickleMachine
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue, Severity
 from modelshield.engine.limits import DEFAULT_LIMITS, LimitExceeded
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.pickle import run_pickle
 from modelshield.formats.zip_reader import (
     STORED,
     SUPPORTED_METHODS,
@@ -199,7 +199,8 @@ def _storage_references(
     where = member_location(blob, layout.archive, member)
     try:
         data = read_member_bytes(blob, ctx, member, ctx.limits.max_materialized_bytes)
-        run = PickleMachine(memoryview(data), 0, ctx.limits).run()
+        chain = blob.child_chain(member_element(layout.archive, member))
+        run = run_pickle(chain, memoryview(data), 0, ctx).run
     except (ValueError, OSError) as exc:
         yield ScanIssue("unparsed", f"storage references in {member.name} not checked: {exc}", where)
         return referenced
