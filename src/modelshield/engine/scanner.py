@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from modelshield.engine.blob import open_file_blob
+from modelshield.engine.blob import ByteReader, open_file_blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.dispatch import Dispatcher
 from modelshield.engine.findings import Location, ScanIssue
@@ -89,19 +89,22 @@ def _walk(root: Path) -> Iterator[FileTarget]:
 
 
 class _BackgroundHash:
-    """SHA-256 of a buffer computed in a thread (hashlib releases the GIL) while parsing goes on."""
+    """SHA-256 of a blob computed in a thread while parsing goes on. It reads through the blob's own
+    positional reader (hashlib and pread release the GIL), so no page of the file is mapped into the
+    process just to be hashed."""
 
-    def __init__(self, data: memoryview) -> None:
+    def __init__(self, reader: ByteReader) -> None:
         self._digest: str | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(reader,), daemon=True)
         self._thread.start()
 
-    def _run(self, data: memoryview) -> None:
+    def _run(self, reader: ByteReader) -> None:
         try:
             h = hashlib.sha256()
-            for start in range(0, len(data), HASH_CHUNK):
-                h.update(data[start : start + HASH_CHUNK])
+            with reader:
+                while chunk := reader.read(HASH_CHUNK):
+                    h.update(chunk)
             self._digest = h.hexdigest()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._error = exc
@@ -123,7 +126,7 @@ def scan_file(target: FileTarget, dispatcher: Dispatcher, policy: Policy, option
     try:
         size = target.path.stat().st_size
         with open_file_blob(target.path, target.display) as blob:
-            hasher = _BackgroundHash(blob.view()) if options.compute_hash else None
+            hasher = _BackgroundHash(blob.stream()) if options.compute_hash else None
             ctx = ScanContext(limits=options.limits, policy=policy)
             scanned = dispatcher.scan(blob, ctx)
             digest = hasher.result() if hasher else None
