@@ -72,12 +72,21 @@ def test_archive_signatures() -> None:
     assert identify_archive(b"plain text") is None
 
 
-def test_stand_alone_executable_is_medium(tmp_path: Path) -> None:
+def test_stand_alone_executable_is_only_noted(tmp_path: Path) -> None:
     path = samples.standalone_elf(tmp_path)
     file = scan_one(path)
     assert rule_hits(file) == {("EMBEDDED-EXECUTABLE", (str(path),))}
-    assert file.findings[0].severity is Severity.MEDIUM
+    assert file.findings[0].severity is Severity.LOW
     assert file.tree.format == "executable"
+    assert file.verdict.value == "clean"  # no loader runs a file of its own
+
+
+def test_stand_alone_script_is_info(tmp_path: Path) -> None:
+    path = tmp_path / "run.sh"
+    path.write_bytes(b"#!/usr/bin/env bash\necho hi\n")
+    file = scan_one(path)
+    assert [(f.rule_id, f.severity) for f in file.findings] == [("EMBEDDED-EXECUTABLE", Severity.INFO)]
+    assert file.verdict.value == "clean"
 
 
 def test_elf_after_a_pickle_is_a_child_scanned_by_content(tmp_path: Path) -> None:

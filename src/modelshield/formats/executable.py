@@ -35,5 +35,13 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         ctx.where(blob, offset=0, detail=signature.kind),
         f"{signature.description} ({blob.size} bytes) {where}",
         evidence=blob.head(64).hex(" ") if signature.kind != "script" else repr(blob.head(120)),
-        severity=Severity.HIGH if nested else Severity.MEDIUM,
+        severity=_grade(signature.kind, nested),
     )
+
+
+def _grade(kind: str, nested: bool) -> Severity:
+    """Inside a model or after a format's end: high. A file of its own is no loader's input: a
+    native binary is noted (low), a script is ordinary in a repository (info)."""
+    if nested:
+        return Severity.HIGH
+    return Severity.INFO if kind == "script" else Severity.LOW

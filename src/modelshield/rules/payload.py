@@ -15,7 +15,8 @@ EMBEDDED_EXECUTABLE = Rule(
         "An ELF, PE or Mach-O binary or a shebang script was found by its signature inside a model "
         "container, after a format's end, in metadata, or next to the model files. Models do not need "
         "native code; a dropper hides its second stage this way. Graded high inside a model or after a "
-        "format's end, medium for a stand-alone file in a scanned folder."
+        "format's end; a stand-alone file in a scanned folder is loaded by no model loader, so it is "
+        "only noted (low for a native binary, info for a script)."
     ),
     remediation=(
         "Do not run or extract the embedded program. Find out why it is there; rebuild the model "
