@@ -40,8 +40,9 @@ def looks_like_pickle(data: memoryview | bytes) -> bool:
     except Exception:  # noqa: BLE001 - any failure of a probe means "not a pickle"
         return False
     if run.stopped:
-        # A stream that imports or calls something is a pickle even when its import fails at load.
-        return run.opcodes >= 2 and (not run.malformed or bool(run.imports or run.calls))
+        # A stream that imports something is a pickle even when the import fails at load; text that
+        # merely decodes into opcodes (CSV, RECORD files) imports nothing and breaks somewhere.
+        return run.opcodes >= 2 and (not run.malformed or bool(run.imports))
     truncated_by_window = len(view) > PROBE_BYTES and all(
         a.message.endswith("(truncated pickle)") for a in run.anomalies if a.kind == "malformed"
     )
