@@ -187,3 +187,11 @@ def test_many_bad_entries_are_capped(tmp_path: Path) -> None:
     dtype_findings = [f for f in file.findings if f.rule_id == "SAFETENSORS-BAD-DTYPE"]
     assert len(dtype_findings) == st_format.MAX_FINDINGS_PER_RULE + 1
     assert "30 more" in dtype_findings[-1].message
+
+
+def test_text_whose_ninth_byte_is_a_brace_is_not_safetensors(tmp_path: Path) -> None:
+    """Source code and JSON read as a length give an absurd one; only real headers are claimed."""
+    path = tmp_path / "codes.py"
+    path.write_text('EMOJI = {"1st_place_medal": "x", "2nd": "y"}\n')
+    file = scan_one(path)
+    assert file.tree.format == "data" and file.findings == ()

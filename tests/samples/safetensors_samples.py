@@ -130,12 +130,15 @@ def empty_file(directory: Path) -> Path:
 # -- hostile, one per rule -----------------------------------------------------------------------------
 
 
+_ONE_TENSOR = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+
+
 def header_too_large(directory: Path) -> Path:
-    return write(directory, "huge_header.safetensors", raw(b'{"a":{}}', length=100_000_001) + b"\0" * 16)
+    return write(directory, "huge_header.safetensors", raw(_ONE_TENSOR, length=100_000_001) + b"\0" * 16)
 
 
 def header_past_end(directory: Path) -> Path:
-    return write(directory, "short.safetensors", raw(b'{"a":{}}   ', length=40))
+    return write(directory, "short.safetensors", raw(_ONE_TENSOR, length=400))
 
 
 def header_not_json(directory: Path) -> Path:

@@ -104,8 +104,13 @@ def _header_length(blob: Blob) -> int | None:
     return length
 
 
+_SIGNATURE_KEYS = (b'"data_offsets"', b'"__metadata__"')
+
+
 def sniff(blob: Blob) -> bool:
-    """A header length, then a JSON object (the length itself is judged by `scan`, not here)."""
+    """A header length, then a JSON object. A length that runs past the file (judged by `scan`) is
+    accepted only when the header names safetensors' own keys: text files (source code, JSON) read
+    as a length are huge, and their ninth byte may well be a brace."""
     length = _header_length(blob)
     if length is None or length < 2:
         return False
@@ -113,7 +118,12 @@ def sniff(blob: Blob) -> bool:
     if window[:1] != b"{":
         return False
     rest = window[1:].lstrip(_JSON_SPACE)
-    return rest[:1] in (b'"', b"}") or (not rest and len(window) < length)
+    if not (rest[:1] in (b'"', b"}") or (not rest and len(window) < length)):
+        return False
+    if length <= blob.size - LENGTH_BYTES:
+        return True
+    head = blob.head(LENGTH_BYTES + 4096)
+    return any(key in head for key in _SIGNATURE_KEYS)
 
 
 def _nests_deeper_than(raw: bytes, limit: int) -> bool:
