@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
+import random
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -198,6 +200,9 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     ),
     "ARCHIVE-DUPLICATE-MEMBER": _write("dup.zip", archives.raw_zip([RawEntry(b"a.pkl"), RawEntry(b"a.pkl")])),
     "ARCHIVE-TRUNCATED": _write("short.tar", _truncated_tar()),
+    "ARCHIVE-CORRUPT-STREAM": _write(
+        "broken.gz", gzip.compress(random.Random(0).randbytes(4096), mtime=0)[:-300] + b"\xff" * 300
+    ),
     "ZIP-NAME-MISMATCH": _write(
         "names.zip", archives.raw_zip([RawEntry(b"archive/data.pkl", local_name=b"archive/other.pk")])
     ),

@@ -13,6 +13,7 @@ import zstandard
 from tests.samples import archives as samples
 from tests.samples.archives import PAYLOAD
 
+import modelshield
 from modelshield import scan
 from modelshield.engine.limits import Limits
 
@@ -65,3 +66,31 @@ def test_plain_text_is_not_taken_for_a_compressed_stream(tmp_path: Path) -> None
     path = tmp_path / "notes.txt"
     path.write_bytes(b"x\x9c is not enough to be zlib, and ]\0\0 is not lzma\n" * 10)
     assert scan(path, compute_hash=False).files[0].tree.format not in {"zlib", "lzma"}
+
+
+def _corrupt_gzip(payload: bytes) -> bytes:
+    """A gzip stream: `payload` in its own flushed block, then noise whose tail is overwritten."""
+    import random
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = packer.compress(payload) + packer.flush(zlib.Z_FULL_FLUSH)
+    noise = packer.compress(random.Random(0).randbytes(8192)) + packer.flush()
+    return head + noise[:-300] + b"\xff" * 300
+
+
+def test_corrupt_stream_keeps_what_was_decoded(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "model.pkl.gz"
+    path.write_bytes(_corrupt_gzip(f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()))
+    # pickle.load over gzip.open reads only what it needs: the payload runs before the corruption.
+    code = f"import gzip, pickle; pickle.load(gzip.open({str(path)!r}))"
+    subprocess.run([sys.executable, "-c", code], timeout=60, check=False, capture_output=True)
+    assert marker.exists()
+    file = modelshield.scan(path).files[0]
+    rules = {f.rule_id: f for f in file.findings}
+    assert rules["ARCHIVE-CORRUPT-STREAM"].severity.value == "low"
+    assert rules["PICKLE-DANGEROUS-CALL"].location.chain == (str(path), "gzip-decompressed")
+    assert file.verdict.value == "malicious"

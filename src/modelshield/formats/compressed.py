@@ -16,7 +16,7 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.engine.limits import LimitExceeded, MiB
 from modelshield.formats.base import ScanEvent
-from modelshield.rules.archive import BOMB
+from modelshield.rules.archive import BOMB, CORRUPT_STREAM
 
 INPUT_CHUNK = 64 * 1024
 OUTPUT_CHUNK = 1 * MiB
@@ -24,6 +24,9 @@ BOMB_SIZE_FLOOR = 8 * MiB
 """Expansion below this many bytes is never called a bomb, whatever the ratio (tiny runs of zeros)."""
 
 RATIO_LIMIT = "max_expansion_ratio"
+
+CODEC_ERRORS: tuple[type[Exception], ...] = (lzma.LZMAError, zlib.error, EOFError, OSError, ValueError)
+"""What decoders raise on corrupt input (bz2 raises OSError; zstd errors are re-raised as ValueError)."""
 
 
 class StreamDecoder(Protocol):
@@ -61,9 +64,37 @@ class ZlibDecoder:
         return self._inflater.unused_data
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
-        out = self._inflater.decompress(self._inflater.unconsumed_tail + data, max(0, max_length))
+        pending = self._inflater.unconsumed_tail + data
+        before = self._inflater.copy()
+        try:
+            out = self._inflater.decompress(pending, max(0, max_length))
+        except zlib.error as exc:
+            raise CorruptAfter(_salvage(before, pending, max_length)) from exc
         self._needs_input = not self._inflater.unconsumed_tail and (max_length < 0 or len(out) < max_length)
         return out
+
+
+class CorruptAfter(Exception):
+    """A decoder failed; `output` is what it had decoded from the failing input before the error
+    (streaming loaders act on those bytes before they fail)."""
+
+    def __init__(self, output: bytes) -> None:
+        super().__init__(f"corrupt after {len(output)} more bytes")
+        self.output = output
+
+
+def _salvage(inflater: zlib._Decompress, data: bytes, max_length: int) -> bytes:
+    """Replay failing input in small steps on a copy of the earlier state, keeping what decodes."""
+    out = bytearray()
+    step = 256
+    for start in range(0, len(data), step):
+        try:
+            out += inflater.decompress(data[start : start + step])
+        except zlib.error:
+            break
+        if 0 <= max_length <= len(out):
+            break
+    return bytes(out if max_length < 0 else out[:max_length])
 
 
 @dataclass
@@ -76,6 +107,7 @@ class ExpansionRecord:
     overflowed: bool = False
     truncated: bool = False
     limit_hit: LimitExceeded | None = None
+    corrupt: str | None = None
 
 
 def check_expansion(ctx: ScanContext, record: ExpansionRecord, produced: int) -> None:
@@ -129,6 +161,11 @@ class DecompressingReader:
         except LimitExceeded as exc:
             self._record.limit_hit = exc
             raise
+        except CODEC_ERRORS as exc:
+            # Loaders stop here too; what was decoded so far is what they would have acted on.
+            self._record.corrupt = f"{type(exc).__name__}: {exc} after {self._produced} bytes"
+            self._done = True
+            return False
         if self._cap is not None and self._produced + len(chunk) > self._cap:
             chunk = chunk[: self._cap - self._produced]
             self._record.overflowed = True
@@ -198,7 +235,13 @@ def decode_chunks(
                 return
         else:
             data = b""
-        out = decoder.decompress(data, OUTPUT_CHUNK)
+        try:
+            out = decoder.decompress(data, OUTPUT_CHUNK)
+        except CorruptAfter as partial:
+            if partial.output:
+                yield partial.output
+            assert partial.__cause__ is not None
+            raise partial.__cause__ from None
         if out:
             yield out
         if decoder.eof:
@@ -216,7 +259,13 @@ def zstd_chunks(source: ByteReader) -> Iterator[bytes]:
     decompressor = zstandard.ZstdDecompressor()
     # zstandard only needs .read(); its annotation asks for a full IO[bytes].
     with decompressor.stream_reader(source, read_across_frames=True, closefd=False) as reader:  # type: ignore[arg-type]
-        while chunk := reader.read(OUTPUT_CHUNK):
+        while True:
+            try:
+                chunk = reader.read(OUTPUT_CHUNK)
+            except zstandard.ZstdError as exc:
+                raise ValueError(f"zstd: {exc}") from exc  # one of CODEC_ERRORS, like the other codecs
+            if not chunk:
+                return
             yield chunk
 
 
@@ -231,8 +280,12 @@ def expansion_events(
 ) -> Iterator[Finding | ScanIssue]:
     """A bomb finding when the ratio was crossed, and an issue for any stream not read to its end."""
     hit = record.limit_hit
+    if record.corrupt is not None:
+        yield CORRUPT_STREAM.at(
+            ctx.where(container, detail=what), f"{what} is corrupt", evidence=record.corrupt
+        )
     if hit is None:
-        if record.truncated:
+        if record.truncated and record.corrupt is None:
             yield ScanIssue("truncated", f"{what} ends before its end-of-stream marker", ctx.where(container))
         return
     if hit.limit == RATIO_LIMIT:
@@ -420,4 +473,3 @@ JOBLIB_ZFILE = CompressedFormat("joblib-zfile", "zfile-decompressed", _is_joblib
 
 HANDLERS: tuple[CompressedFormat, ...] = (GZIP, BZIP2, XZ, ZSTD, JOBLIB_ZFILE, LZMA_ALONE, ZLIB)
 """In sniffing order: unambiguous magics first, the heuristic lzma-alone and zlib checks last."""
-

@@ -119,6 +119,19 @@ TRUNCATED = Rule(
     remediation="Re-download the file and compare its hash with the publisher's.",
 )
 
+CORRUPT_STREAM = Rule(
+    id="ARCHIVE-CORRUPT-STREAM",
+    title="Compressed data is corrupt part-way",
+    severity=Severity.LOW,
+    category=Category.INTEGRITY,
+    description=(
+        "A compressed stream stops decoding with an error. Loaders that read it as a stream (joblib, "
+        "gzip-wrapped pickles) act on everything decoded before the error, which is scanned; the rest "
+        "can be read by no loader. Also seen when other data merely resembles a compressed header."
+    ),
+    remediation="Re-download the file and compare its hash with the publisher's.",
+)
+
 ZIP_NAME_MISMATCH = Rule(
     id="ZIP-NAME-MISMATCH",
     title="Zip member name differs between the local header and the central directory",
@@ -255,6 +268,7 @@ RULES: tuple[Rule, ...] = (
     TOO_MANY_MEMBERS,
     DUPLICATE_MEMBER,
     TRUNCATED,
+    CORRUPT_STREAM,
     ZIP_NAME_MISMATCH,
     ZIP_HEADER_MISMATCH,
     ZIP_BAD_CRC,
