@@ -22,6 +22,7 @@ from tests.formats.test_mlflow import (
 )
 from tests.samples import archives
 from tests.samples import gguf_samples as gg
+from tests.samples import nemo_samples as ns
 from tests.samples import numpy_samples as npy
 from tests.samples import pickles as pk
 from tests.samples import safetensors_samples as st
@@ -252,6 +253,9 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "MLFLOW-PICKLED-MODEL": _mlflow(BENIGN_MLMODEL),
     "REQUIREMENTS-REMOTE-SOURCE": _mlflow(BENIGN_MLMODEL, "requirements.txt", HOSTILE_REQUIREMENTS),
     "YAML-PYTHON-TAG": _write("MLmodel", b"flavors: !!python/object/apply:os.system ['true']\n"),
+    # NeMo and Hydra configs
+    "HYDRA-DANGEROUS-TARGET": lambda d: ns.write_nemo(d, ns.OS_SYSTEM_CONFIG),
+    "HYDRA-UNKNOWN-TARGET": lambda d: ns.write_nemo(d, ns.UNKNOWN_CONFIG),
     # GGUF and its chat templates
     **gg.RULE_SAMPLES,
     # safetensors and embedded executables

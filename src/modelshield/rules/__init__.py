@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from modelshield.engine.rules import Rule, build_registry
-from modelshield.rules import archive, gguf, mlflow, numpy, payload, pickle, pytorch, safetensors
+from modelshield.rules import archive, gguf, mlflow, nemo, numpy, onnx, payload, pickle, pytorch, safetensors
 
 ALL_RULES: tuple[Rule, ...] = (
     *pickle.RULES,
@@ -13,8 +13,10 @@ ALL_RULES: tuple[Rule, ...] = (
     *pytorch.RULES,
     *numpy.RULES,
     *mlflow.RULES,
+    *nemo.RULES,
     *safetensors.RULES,
     *payload.RULES,
     *gguf.RULES,
+    *onnx.RULES,
 )
 REGISTRY: Mapping[str, Rule] = build_registry(ALL_RULES)
