@@ -437,6 +437,23 @@ _BUILTIN_DATA = {
 }
 
 CURATED: dict[str, str] = {
+    # Added while scanning real files (legacy torch tar tensors, numpy test data, dill type names).
+    "numpy.core._internal._reconstruct": "numpy 1.x (and older): rebuilds an ndarray subclass from shape and dtype",
+    "types.EllipsisType": "type of Ellipsis (dill names it through types)",
+    "types.NoneType": "type of None (dill names it through types)",
+    "types.NotImplementedType": "type of NotImplemented (dill names it through types)",
+    "torch.FloatTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.DoubleTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.HalfTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.BFloat16Tensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.ByteTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.CharTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.ShortTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.IntTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.LongTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.BoolTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.ComplexFloatTensor": "torch legacy tensor type (legacy tar format tensors record)",
+    "torch.ComplexDoubleTensor": "torch legacy tensor type (legacy tar format tensors record)",
     # stdlib: pickle's own machinery for plain objects
     "copyreg._reconstructor": "pickle protocol 0/1: object.__new__-style rebuild of a plain instance",
     "copyreg.__newobj__": "pickle machinery: cls.__new__(cls, *args) for a class judged on its own",
