@@ -438,7 +438,7 @@ _BUILTIN_DATA = {
 
 CURATED: dict[str, str] = {
     # Added while scanning real files (legacy torch tar tensors, numpy test data, dill type names).
-    "numpy.core._internal._reconstruct": "numpy 1.x (and older): rebuilds an ndarray subclass from shape and dtype",
+    "numpy.core._internal._reconstruct": "numpy 1.x and older: rebuilds an ndarray subclass",
     "types.EllipsisType": "type of Ellipsis (dill names it through types)",
     "types.NoneType": "type of None (dill names it through types)",
     "types.NotImplementedType": "type of NotImplemented (dill names it through types)",
