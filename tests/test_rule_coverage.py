@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.formats.test_hf_config import MODELING_SOURCE
 from tests.formats.test_joblib import _old_joblib_pickle, _zfile
 from tests.formats.test_mlflow import (
     BENIGN_MLMODEL,
@@ -256,6 +257,10 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     # NeMo and Hydra configs
     "HYDRA-DANGEROUS-TARGET": lambda d: ns.write_nemo(d, ns.OS_SYSTEM_CONFIG),
     "HYDRA-UNKNOWN-TARGET": lambda d: ns.write_nemo(d, ns.UNKNOWN_CONFIG),
+    # Hugging Face folders
+    "HF-REMOTE-CODE": _write("config.json", b'{"auto_map": {"AutoModel": "modeling_x.M"}}'),
+    "HF-REMOTE-CODE-OTHER-REPO": _write("config.json", b'{"auto_map": {"AutoModel": "o/r--modeling_x.M"}}'),
+    "HF-REMOTE-CODE-FILE": _write("modeling_x.py", MODELING_SOURCE.encode()),
     # GGUF and its chat templates
     **gg.RULE_SAMPLES,
     # safetensors and embedded executables

@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from modelshield.engine.rules import Rule, build_registry
-from modelshield.rules import archive, gguf, mlflow, nemo, numpy, onnx, payload, pickle, pytorch, safetensors
+from modelshield.rules import (
+    archive,
+    gguf,
+    huggingface,
+    mlflow,
+    nemo,
+    numpy,
+    onnx,
+    payload,
+    pickle,
+    pytorch,
+    safetensors,
+)
 
 ALL_RULES: tuple[Rule, ...] = (
     *pickle.RULES,
@@ -14,6 +26,7 @@ ALL_RULES: tuple[Rule, ...] = (
     *numpy.RULES,
     *mlflow.RULES,
     *nemo.RULES,
+    *huggingface.RULES,
     *safetensors.RULES,
     *payload.RULES,
     *gguf.RULES,
