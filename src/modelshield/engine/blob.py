@@ -207,18 +207,25 @@ class FileBlob(Blob):
         self._source = source
         self._offset = offset
         self._length = max(0, min(length, source.size - offset))
+        self._head = b""  # every sniffer asks for the first bytes: read them once
 
     @property
     def size(self) -> int:
         return self._length
 
     def head(self, n: int = HEAD_BYTES) -> bytes:
-        return self._source.pread(self._offset, min(n, self._length))
+        n = min(n, self._length)
+        if n > len(self._head):
+            self._head = self._source.pread(self._offset, max(n, min(HEAD_BYTES, self._length)))
+        return self._head[:n]
 
     def read_at(self, offset: int, n: int) -> bytes:
         if offset < 0 or offset >= self._length:
             return b""
-        return self._source.pread(self._offset + offset, min(n, self._length - offset))
+        n = min(n, self._length - offset)
+        if offset + n <= len(self._head):
+            return self._head[offset : offset + n]
+        return self._source.pread(self._offset + offset, n)
 
     def tail(self, n: int) -> bytes:
         start = max(0, self._length - n)
