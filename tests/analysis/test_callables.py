@@ -86,3 +86,18 @@ def test_rebuild_of_a_trusted_namespace_class_is_safe_but_a_call_is_not(judge: C
     name = "torch.nn.modules.some_future_module.FutureLayer"
     assert judge.judge(name, rebuild=True).judgement is Judgement.SAFE
     assert judge.judge(name).judgement is Judgement.UNKNOWN
+
+
+def test_fast_allowlist_reading_agrees_with_tomllib() -> None:
+    import tomllib
+    from importlib import resources
+
+    from modelshield.analysis.callables import read_allowlist
+
+    text = resources.files("modelshield.policy").joinpath("allowlist.toml").read_text(encoding="utf-8")
+    fast = read_allowlist(text)
+    full = tomllib.loads(text)
+    assert {k: set(v) for k, v in fast.items()} == {k: set(v) for k, v in full.items()}
+    # A line the fast reader does not know makes it defer to the real TOML parser.
+    odd = '[callables]\n"a.b" = "x"\nc.d = "y"\n'
+    assert set(read_allowlist(odd)["callables"]) == {"a.b", "c"}

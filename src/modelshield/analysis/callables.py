@@ -6,6 +6,7 @@ installed where the scanner runs, so a verdict is the same on every machine."""
 from __future__ import annotations
 
 import fnmatch
+import re
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -81,9 +82,35 @@ def _read_toml(name: str) -> dict[str, Any]:
     return parsed
 
 
+_SIMPLE_ENTRY = re.compile(r'^"([^"\\]+)"\s*=\s*"(?:[^"\\]|\\.)*"\s*$')
+
+
+def read_allowlist(text: str) -> dict[str, dict[str, str]]:
+    """The allowlist's sections and keys. The shipped file holds only `[section]` headers and
+    `"name" = "why"` lines, which this reads far faster than a full TOML parse (the file has
+    thousands of lines and every scan loads it); anything else falls back to tomllib. A test
+    checks both readings agree."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("[") and stripped.endswith("]") and '"' not in stripped:
+            current = sections.setdefault(stripped[1:-1].strip(), {})
+            continue
+        match = _SIMPLE_ENTRY.match(stripped)
+        if match is None or current is None:
+            return {k: dict(v) for k, v in tomllib.loads(text).items()}
+        current[match.group(1)] = ""
+    return sections
+
+
 @lru_cache(maxsize=1)
 def _shipped_lists() -> _Lists:
-    allow = _read_toml("allowlist.toml")
+    allow = read_allowlist(
+        resources.files("modelshield.policy").joinpath("allowlist.toml").read_text(encoding="utf-8")
+    )
     deny = _read_toml("denylist.toml")
     deny_exact: dict[str, _DenyEntry] = {}
     deny_modules: dict[str, _DenyEntry] = {}
