@@ -89,8 +89,9 @@ def test_rebuild_of_a_trusted_namespace_class_is_safe_but_a_call_is_not(judge: C
 
 
 def test_fast_allowlist_reading_agrees_with_tomllib() -> None:
-    import tomllib
     from importlib import resources
+
+    import tomllib
 
     from modelshield.analysis.callables import read_allowlist
 
