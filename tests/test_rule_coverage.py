@@ -23,6 +23,7 @@ from tests.formats.test_mlflow import (
 )
 from tests.samples import archives
 from tests.samples import gguf_samples as gg
+from tests.samples import keras_samples as ks
 from tests.samples import nemo_samples as ns
 from tests.samples import numpy_samples as npy
 from tests.samples import pickles as pk
@@ -261,6 +262,11 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "HF-REMOTE-CODE": _write("config.json", b'{"auto_map": {"AutoModel": "modeling_x.M"}}'),
     "HF-REMOTE-CODE-OTHER-REPO": _write("config.json", b'{"auto_map": {"AutoModel": "o/r--modeling_x.M"}}'),
     "HF-REMOTE-CODE-FILE": _write("modeling_x.py", MODELING_SOURCE.encode()),
+    # Keras
+    "KERAS-LAMBDA": lambda d: ks.write_keras(d, ks.LAMBDA_BENIGN),
+    "KERAS-DANGEROUS-OBJECT": lambda d: ks.write_keras(d, ks.OS_SYSTEM),
+    "KERAS-CUSTOM-OBJECT": lambda d: ks.write_keras(d, ks.CUSTOM),
+    "KERAS-TORCH-MODULE": lambda d: ks.write_keras(d, ks.model_config(ks.torch_wrapper(pk.benign_state()))),
     # GGUF and its chat templates
     **gg.RULE_SAMPLES,
     # safetensors and embedded executables
