@@ -33,6 +33,8 @@ class Blob(ABC):
 
     def __init__(self, chain: tuple[str, ...]) -> None:
         self.chain = chain
+        self.memo: dict[str, object] = {}
+        """What sniffers learned about these bytes, so the next handler to ask does not redo it."""
 
     @property
     @abstractmethod

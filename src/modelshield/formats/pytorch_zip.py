@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -58,9 +57,6 @@ STORAGE_ELEMENT_SIZES = {
     "LongStorage": 8, "DoubleStorage": 8, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
 }  # fmt: skip
 
-_ARCHIVES: weakref.WeakKeyDictionary[Blob, ZipArchive | None] = weakref.WeakKeyDictionary()
-
-
 @dataclass(frozen=True)
 class TorchLayout:
     """The archive as torch's reader sees it: the directory every record is looked up under."""
@@ -90,15 +86,17 @@ class TorchLayout:
 
 def sniff_archive(blob: Blob) -> ZipArchive | None:
     """The parsed zip for sniffers (cached per blob, so several zip layouts can ask cheaply)."""
-    if blob in _ARCHIVES:
-        return _ARCHIVES[blob]
+    key = __name__ + ".archive"
+    if key in blob.memo:
+        known = blob.memo[key]
+        return known if isinstance(known, ZipArchive) else None
     archive = None
     if looks_like_zip(blob):
         try:
             archive = read_zip(blob, _sniff_context())
         except (NotAZipError, LimitExceeded, ValueError, OSError):
             archive = None
-    _ARCHIVES[blob] = archive
+    blob.memo[key] = archive
     return archive
 
 

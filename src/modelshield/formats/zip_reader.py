@@ -13,6 +13,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from modelshield.engine.blob import Blob, ByteReader, StreamBlob
 from modelshield.engine.context import ScanContext
@@ -146,6 +147,19 @@ class ZipArchive:
     zip64: bool
     declared_member_count: int
     listing_truncated: bool
+
+    @cached_property
+    def _copy_numbers(self) -> dict[int, int]:
+        """Member index → which copy of its name it is (1 for the first)."""
+        seen: dict[str, int] = {}
+        numbers: dict[int, int] = {}
+        for m in self.members:
+            seen[m.name] = seen.get(m.name, 0) + 1
+            numbers[m.index] = seen[m.name]
+        return numbers
+
+    def copy_number(self, member: ZipMember) -> int:
+        return self._copy_numbers.get(member.index, 1)
 
     def copies(self, name: str) -> tuple[ZipMember, ...]:
         """Every central entry with exactly this name, in directory order."""
@@ -357,8 +371,20 @@ def _local_headers_in(blob: Blob, ctx: ScanContext, start: int, end: int) -> Ite
 def read_zip(blob: Blob, ctx: ScanContext) -> ZipArchive:
     """Parse the end record, the central directory and every local header (never the member data).
 
-    A stream blob (a zip inside a compressed file) is materialised first, within its limit.
+    A stream blob (a zip inside a compressed file) is materialised first, within its limit. The
+    result is kept on the blob: every zip layout's sniffer and scanner asks for it.
     """
+    key = f"{__name__}.archive"
+    known = blob.memo.get(key)
+    if isinstance(known, tuple) and known[0] == ctx.limits:
+        archive: ZipArchive = known[1]
+        return archive
+    archive = _read_zip(blob, ctx)
+    blob.memo[key] = (ctx.limits, archive)
+    return archive
+
+
+def _read_zip(blob: Blob, ctx: ScanContext) -> ZipArchive:
     if isinstance(blob, StreamBlob):
         blob.view()
     eocd_offset, eocd = _find_eocd(blob)
@@ -406,6 +432,15 @@ def starts_with_zip_header(blob: Blob) -> bool:
 def looks_like_zip(blob: Blob) -> bool:
     """Cheap content test: a zip starts with a local header or an empty end record, or (for
     in-memory blobs) ends with an end record whose central directory is where it says."""
+    known = blob.memo.get(__name__ + ".looks_like_zip")
+    if isinstance(known, bool):
+        return known
+    answer = _looks_like_zip(blob)
+    blob.memo[__name__ + ".looks_like_zip"] = answer
+    return answer
+
+
+def _looks_like_zip(blob: Blob) -> bool:
     head = blob.head(4)
     if head in (LOCAL_SIG, EOCD_SIG):
         return True
@@ -540,7 +575,7 @@ def read_member_bytes(blob: Blob, ctx: ScanContext, member: ZipMember, max_bytes
 
 def member_element(archive: ZipArchive, member: ZipMember) -> str:
     """The chain element for a member: its name, made distinct for second and later copies."""
-    copy_number = sum(1 for m in archive.members[: member.index + 1] if m.name == member.name)
+    copy_number = archive.copy_number(member)
     return member.name if copy_number == 1 else f"{member.name} (duplicate #{copy_number})"
 
 
