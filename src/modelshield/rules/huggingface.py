@@ -46,6 +46,7 @@ HF_REMOTE_CODE_FILE = Rule(
     title="Python model code for trust_remote_code",
     severity=Severity.INFO,
     category=Category.CODE_EXECUTION,
+    cwe="CWE-94",
     confidence=Confidence.MEDIUM,
     description=(
         "The file defines transformers model, config, tokenizer, processor or pipeline classes: it is "
