@@ -26,6 +26,7 @@ from tests.samples import gguf_samples as gg
 from tests.samples import keras_samples as ks
 from tests.samples import nemo_samples as ns
 from tests.samples import numpy_samples as npy
+from tests.samples import onnx_samples as ox
 from tests.samples import pickles as pk
 from tests.samples import safetensors_samples as st
 from tests.samples import torch_samples as pt
@@ -269,6 +270,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "KERAS-TORCH-MODULE": lambda d: ks.write_keras(d, ks.model_config(ks.torch_wrapper(pk.benign_state()))),
     # GGUF and its chat templates
     **gg.RULE_SAMPLES,
+    # ONNX
+    **ox.RULE_SAMPLES,
     # safetensors and embedded executables
     **st.RULE_SAMPLES,
 }

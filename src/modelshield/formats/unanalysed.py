@@ -28,12 +28,6 @@ def _is_tflite(blob: Blob) -> bool:
     return blob.head(8)[4:8] == b"TFL3"
 
 
-def _is_onnx(blob: Blob) -> bool:
-    # ModelProto: field 1 ir_version (varint, 3..12) then producer_name (2), graph (7) or opset (8).
-    head = blob.head(4)
-    return len(head) >= 3 and head[0] == 0x08 and 3 <= head[1] <= 12 and head[2] in (0x12, 0x1A, 0x3A, 0x42)
-
-
 def _is_xml_model(blob: Blob) -> bool:
     head = blob.head(2048).lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(b"<") and (b"<PMML" in head or b"<net " in head)
@@ -64,6 +58,5 @@ class UnanalysedFormat:
 HANDLERS = (
     UnanalysedFormat("hdf5", "HDF5 file (Keras H5 or other)", _is_hdf5),
     UnanalysedFormat("tflite", "TensorFlow Lite model", _is_tflite),
-    UnanalysedFormat("onnx", "ONNX model", _is_onnx),
     UnanalysedFormat("xml-model", "PMML or OpenVINO IR model", _is_xml_model),
 )
