@@ -29,6 +29,7 @@ from tests.samples import numpy_samples as npy
 from tests.samples import onnx_samples as ox
 from tests.samples import pickles as pk
 from tests.samples import safetensors_samples as st
+from tests.samples import tf_samples as tfs
 from tests.samples import torch_samples as pt
 from tests.samples.archives import PAYLOAD, RawEntry, TarEntry
 from tests.samples.pickles import Asm, G, call, program
@@ -272,6 +273,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     **gg.RULE_SAMPLES,
     # ONNX
     **ox.RULE_SAMPLES,
+    # TensorFlow
+    **tfs.RULE_SAMPLES,
     # safetensors and embedded executables
     **st.RULE_SAMPLES,
 }

@@ -18,6 +18,7 @@ from modelshield.rules import (
     pickle,
     pytorch,
     safetensors,
+    tensorflow,
 )
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -33,5 +34,6 @@ ALL_RULES: tuple[Rule, ...] = (
     *payload.RULES,
     *gguf.RULES,
     *onnx.RULES,
+    *tensorflow.RULES,
 )
 REGISTRY: Mapping[str, Rule] = build_registry(ALL_RULES)
