@@ -14,6 +14,7 @@ from modelshield import FileResult, Verdict, scan
 from modelshield.engine.blob import BufferBlob
 from modelshield.formats import onnx as onnx_format
 from modelshield.formats import tensorflow as tf_format
+from modelshield.policy.model import Policy
 
 
 def scan_one(path: Path) -> FileResult:
@@ -101,3 +102,18 @@ def test_sniff_is_strict() -> None:
     graph = samples.saved_model(samples.keras_like_graph())
     assert tf_format.sniff(BufferBlob(graph, ("saved_model.pb",)))
     assert not onnx_format.sniff(BufferBlob(graph, ("saved_model.pb",)))
+
+
+def test_policy_tensorflow_ops_allow_and_deny(tmp_path: Path) -> None:
+    path = samples.hostile_frozen_graph(
+        samples.node("custom", "MyCustomOp", "input"),
+        samples.node("read", "ReadFile", "p"),
+        samples.node("conv", "Conv2D", "input", "w"),
+    )(tmp_path)
+    policy = Policy(
+        allowed_tensorflow_ops=frozenset({"MyCustomOp", "ReadFile"}),
+        denied_tensorflow_ops=frozenset({"Conv2D"}),
+    )
+    file = scan(path, compute_hash=False, policy=policy).files[0]
+    graded = sorted((f.rule_id, f.location.detail, f.severity.value) for f in file.findings)
+    assert graded == [("TF-FILE-ACCESS", "read", "high"), ("TF-UNKNOWN-OP", "conv", "high")]

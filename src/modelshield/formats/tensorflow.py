@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from modelshield.analysis.protobuf import LEN, VARINT, ProtobufError, WireField, WireReader
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
-from modelshield.engine.findings import Location, ScanIssue
+from modelshield.engine.findings import Location, ScanIssue, Severity
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
 from modelshield.rules import tensorflow as rules
@@ -292,11 +292,15 @@ class _Walk:
     events: list[ScanEvent] = field(default_factory=list)
     seen: dict[tuple[str, str], int] = field(default_factory=dict)
     reported: dict[str, int] = field(default_factory=dict)
+    allowed: frozenset[str] = frozenset()
+    denied: frozenset[str] = frozenset()
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     reader = WireReader(blob, max_depth=MAX_MESSAGE_DEPTH, tick=ctx.check_time)
-    walk = _Walk(blob, reader)
+    walk = _Walk(
+        blob, reader, allowed=ctx.policy.allowed_tensorflow_ops, denied=ctx.policy.denied_tensorflow_ops
+    )
     try:
         graphs = _graphs(reader, saved_model=blob.head(1) == b"\x08")
         for graph, depth, _ in graphs:
@@ -369,9 +373,13 @@ def _walk_graph(walk: _Walk, graph: WireField, depth: int, label: str) -> None:
 
 def _judge(walk: _Walk, field_: WireField, node: _Node, label: str) -> None:
     op = node.op
-    if op in walk.functions or op in ORDINARY_OPS and not _prints_to_file(walk, node):
+    denied_by_policy = op in walk.denied
+    if not denied_by_policy and (
+        op in walk.functions or op in ORDINARY_OPS and not _prints_to_file(walk, node)
+    ):
         return
     rule: Rule
+    severity: Severity | None = None
     if op in PYTHON_OPS:
         rule, why = rules.PYTHON_CALL, PYTHON_OPS[op]
     elif op in FILE_OPS or op == "PrintV2":
@@ -380,6 +388,10 @@ def _judge(walk: _Walk, field_: WireField, node: _Node, label: str) -> None:
         rule, why = rules.NETWORK_OP, NETWORK_OPS[op]
     elif op in DEBUG_OPS:
         rule, why = rules.DEBUG_OP, DEBUG_OPS[op]
+    elif denied_by_policy:
+        rule, why, severity = rules.UNKNOWN_OP, "the policy denies ([tensorflow_ops] deny)", Severity.HIGH
+    elif op in walk.allowed:
+        return  # reviewed and allowed by the policy; the shipped denylist above still wins
     else:
         rule, why = rules.UNKNOWN_OP, "is not an ordinary TensorFlow op nor a function of the graph's library"
     key = (rule.id, op)
@@ -395,6 +407,7 @@ def _judge(walk: _Walk, field_: WireField, node: _Node, label: str) -> None:
             Location(walk.blob.chain, offset=field_.offset, detail=detail),
             f"node {detail!r} ({label}) runs op {op!r}, which {why}",
             evidence=op,
+            severity=severity,
         )
     )
 
