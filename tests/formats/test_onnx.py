@@ -77,6 +77,7 @@ def test_external_data_saved_by_onnx_is_only_information(tmp_path: Path) -> None
             samples.external_location("w.bin", offset=str(1 << 62), length=str(1 << 62)),
             [("ONNX-EXTERNAL-DATA", "leak"), ("ONNX-EXTERNAL-DATA-RANGE", "leak")],
         ),
+        (samples.external_location(""), [("ONNX-EXTERNAL-DATA", "leak"), ("ONNX-MALFORMED", "leak")]),
     ],
     ids=[
         "custom",
@@ -88,6 +89,7 @@ def test_external_data_saved_by_onnx_is_only_information(tmp_path: Path) -> None
         "absolute",
         "windows",
         "overflow",
+        "no-location",
     ],
 )
 def test_hostile_models_name_rule_and_node(
@@ -135,3 +137,12 @@ def test_hostile_depth_is_bounded_and_reported(tmp_path: Path) -> None:
     assert [f.rule_id for f in file.findings] == ["ONNX-MALFORMED"]
     assert "nested more than" in file.findings[0].message
     assert file.verdict is Verdict.SUSPICIOUS
+
+
+def test_too_many_dims_stop_the_walk(tmp_path: Path) -> None:
+    tensor = onnx.TensorProto(name="wide", data_type=onnx.TensorProto.FLOAT, dims=[1] * 200)
+    node = onnx.helper.make_node("Add", ["x", "wide"], ["y"], name="add")
+    graph = onnx.helper.make_graph([node], "g", [], [], initializer=[tensor])
+    file = scan_one(samples.save(onnx.helper.make_model(graph), tmp_path / "wide.onnx"))
+    assert [f.rule_id for f in file.findings] == ["ONNX-MALFORMED"]
+    assert "more than 64" in file.findings[0].message

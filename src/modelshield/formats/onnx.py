@@ -365,6 +365,8 @@ def _check_tensor(walk: _Walk, tensor: WireField, depth: int, label: str) -> Non
     t = _Tensor()
     for f in r.message(tensor, depth):
         if f.number == 1:
+            if len(t.dims) >= MAX_DIMS:
+                raise ProtobufError(f"tensor has more than {MAX_DIMS} dims", f.offset)
             t.dims.extend(signed64(v) for v in r.packed_varints(f, MAX_DIMS - len(t.dims)))
         elif f.number == 2:
             _expect(f, VARINT)
@@ -449,7 +451,14 @@ def _check_external(walk: _Walk, t: _Tensor, location: Location, label: str, exp
     first, count = walk.external[path]
     walk.external[path] = (first, count + 1)
     problem = _path_problem(path)
-    if problem is not None:
+    if not path:
+        walk.report(
+            rules.MALFORMED,
+            location,
+            f"tensor {detail!r} ({label}) is stored externally but names no location",
+            evidence=repr(t.external),
+        )
+    elif problem is not None:
         walk.report(
             rules.EXTERNAL_DATA_PATH,
             location,
