@@ -4,6 +4,7 @@ escaping external data paths and lying tensors are found with their rule and the
 from __future__ import annotations
 
 import random
+import tracemalloc
 from pathlib import Path
 
 import onnx
@@ -146,3 +147,23 @@ def test_too_many_dims_stop_the_walk(tmp_path: Path) -> None:
     file = scan_one(samples.save(onnx.helper.make_model(graph), tmp_path / "wide.onnx"))
     assert [f.rule_id for f in file.findings] == ["ONNX-MALFORMED"]
     assert "more than 64" in file.findings[0].message
+
+
+def test_tensor_data_is_never_read(tmp_path: Path) -> None:
+    """A 64 MB initializer is stepped over: the scan's peak memory stays far below the tensor's size."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    big = numpy_helper.from_array(np.zeros((4096, 4096), dtype=np.float32), "big")
+    node = onnx.helper.make_node("MatMul", ["x", "big"], ["y"], name="mm")
+    graph = onnx.helper.make_graph([node], "g", [], [], initializer=[big])
+    path = samples.save(onnx.helper.make_model(graph), tmp_path / "big.onnx")
+    del big, graph
+    tracemalloc.start()
+    try:
+        file = scan_one(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (file.findings, file.issues, file.verdict) == ((), (), Verdict.CLEAN)
+    assert peak < 8 * 1024 * 1024
