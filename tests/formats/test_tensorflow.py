@@ -117,3 +117,11 @@ def test_policy_tensorflow_ops_allow_and_deny(tmp_path: Path) -> None:
     file = scan(path, compute_hash=False, policy=policy).files[0]
     graded = sorted((f.rule_id, f.location.detail, f.severity.value) for f in file.findings)
     assert graded == [("TF-FILE-ACCESS", "read", "high"), ("TF-UNKNOWN-OP", "conv", "high")]
+
+
+@pytest.mark.parametrize("asset", ["../../../etc/passwd", "/etc/shadow", "C:\\keys.txt", "a/../../b"])
+def test_asset_paths_leaving_the_assets_folder(tmp_path: Path, asset: str) -> None:
+    data = samples.saved_model(samples.keras_like_graph(), assets=("vocab.txt", asset))
+    path = tmp_path / "saved_model.pb"
+    path.write_bytes(data)
+    assert ids_and_details(scan_one(path)) == [("TF-ASSET-PATH", asset)]

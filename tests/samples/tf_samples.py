@@ -51,10 +51,12 @@ def graph_def(nodes: list[bytes], functions: list[bytes] | None = None, producer
     return data
 
 
-def saved_model(graph: bytes) -> bytes:
-    """A SavedModel: schema version 1, one MetaGraphDef with meta_info_def (tags) and graph_def."""
+def saved_model(graph: bytes, assets: tuple[str, ...] = ()) -> bytes:
+    """A SavedModel: schema version 1, one MetaGraphDef with meta_info_def (tags), graph_def and
+    asset_file_defs (tensor_info name, filename)."""
     meta_info = message(4, "serve") + message(5, "2.16.1")
-    return number(1, 1) + message(2, message(1, meta_info) + message(2, graph))
+    asset_defs = b"".join(message(6, message(1, message(1, "asset_path:0")) + message(2, a)) for a in assets)
+    return number(1, 1) + message(2, message(1, meta_info) + message(2, graph) + asset_defs)
 
 
 def keras_like_graph(*extra_function_nodes: bytes) -> bytes:
@@ -104,7 +106,7 @@ def _write(name: str, data: bytes) -> SampleBuilder:
 
 
 def benign_saved_model(directory: Path) -> Path:
-    return _write("saved_model.pb", saved_model(keras_like_graph()))(directory)
+    return _write("saved_model.pb", saved_model(keras_like_graph(), assets=("vocab.txt",)))(directory)
 
 
 def benign_frozen_graph(directory: Path) -> Path:
@@ -136,6 +138,9 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "TF-NETWORK-OP": hostile_frozen_graph(node("remote", "DataServiceDatasetV4", "address")),
     "TF-DEBUG-OP": hostile_frozen_graph(node("tap", "DebugIdentity", "input")),
     "TF-UNKNOWN-OP": hostile_frozen_graph(node("custom", "MyCustomOp", "input")),
+    "TF-ASSET-PATH": _write(
+        "saved_model.pb", saved_model(keras_like_graph(), assets=("vocab.txt", "../../../etc/passwd"))
+    ),
     "TF-MALFORMED": _write("truncated.pb", saved_model(keras_like_graph())[:-40]),
 }
 """Rule id -> a builder of one file that fires it (merged into the registry-wide coverage test)."""

@@ -25,6 +25,7 @@ MAX_NAME = 512
 MAX_FINDINGS_PER_RULE = 32
 MAX_SNIFF_FIELDS = 64
 MAX_MESSAGE_DEPTH = 32
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.>-]{0,255}$")
 
 PYTHON_OPS = {
@@ -303,6 +304,8 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     )
     try:
         graphs = _graphs(reader, saved_model=blob.head(1) == b"\x08")
+        if blob.head(1) == b"\x08":
+            _check_assets(walk)
         for graph, depth, _ in graphs:
             _collect_functions(walk, graph, depth)
         for graph, depth, label in graphs:
@@ -333,6 +336,36 @@ def _graphs(reader: WireReader, *, saved_model: bool) -> list[tuple[WireField, i
         )
         meta_index += 1
     return graphs
+
+
+def _check_assets(walk: _Walk) -> None:
+    """AssetFileDef filenames (MetaGraphDef field 6) that escape the SavedModel's assets folder."""
+    r = walk.reader
+    for meta_index, f in enumerate(m for m in r.fields(0, r.size) if m.number == 2 and m.wire_type == LEN):
+        for asset in r.message(f, 1):
+            if asset.number != 6 or asset.wire_type != LEN:
+                continue
+            for a in r.message(asset, 2):
+                if a.number == 2 and a.wire_type == LEN:
+                    filename = r.text(a, 4096)
+                    problem = _asset_problem(filename)
+                    if problem is not None:
+                        walk.events.append(
+                            rules.ASSET_PATH.at(
+                                Location(walk.blob.chain, offset=asset.offset, detail=filename),
+                                f"asset {filename!r} of meta graph #{meta_index} is {problem}",
+                                evidence=filename,
+                            )
+                        )
+
+
+def _asset_problem(filename: str) -> str | None:
+    unified = filename.replace("\\", "/")
+    if unified.startswith("/") or _WINDOWS_DRIVE.match(unified):
+        return "an absolute path"
+    if ".." in unified.split("/"):
+        return "a path that climbs out of the assets folder with '..'"
+    return None
 
 
 def _library_functions(reader: WireReader, graph: WireField, depth: int) -> Iterator[tuple[WireField, int]]:

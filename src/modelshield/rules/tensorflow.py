@@ -90,6 +90,20 @@ UNKNOWN_OP = Rule(
     ),
 )
 
+ASSET_PATH = Rule(
+    id="TF-ASSET-PATH",
+    title="SavedModel asset path leaves the assets folder",
+    severity=Severity.HIGH,
+    category=Category.FILESYSTEM,
+    cwe="CWE-22",
+    description=(
+        "An AssetFileDef filename is absolute or climbs with '..'. TensorFlow joins it to the "
+        "SavedModel's assets folder and hands the result to the graph (vocabulary tables, tokenizers), "
+        "so loading the model reads an arbitrary file of the host."
+    ),
+    remediation=_DONT_LOAD,
+)
+
 MALFORMED = Rule(
     id="TF-MALFORMED",
     title="TensorFlow graph protobuf is malformed",
@@ -104,4 +118,4 @@ MALFORMED = Rule(
     remediation=_DONT_LOAD,
 )
 
-RULES: tuple[Rule, ...] = (PYTHON_CALL, FILE_ACCESS, NETWORK_OP, DEBUG_OP, UNKNOWN_OP, MALFORMED)
+RULES: tuple[Rule, ...] = (PYTHON_CALL, FILE_ACCESS, NETWORK_OP, DEBUG_OP, UNKNOWN_OP, ASSET_PATH, MALFORMED)
