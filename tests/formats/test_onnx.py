@@ -167,3 +167,19 @@ def test_tensor_data_is_never_read(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert (file.findings, file.issues, file.verdict) == ((), (), Verdict.CLEAN)
     assert peak < 8 * 1024 * 1024
+
+
+def test_many_functions_and_unknown_fields_do_not_hide_a_model(tmp_path: Path) -> None:
+    functions = [
+        onnx.helper.make_function(
+            "local.fns", f"F{i}", ["a"], ["b"], [onnx.helper.make_node("Relu", ["a"], ["b"])], samples.OPSET
+        )
+        for i in range(300)
+    ]
+    nodes = [onnx.helper.make_node("Shell", ["x"], ["y"], name="evil_node", domain="evil.ops")]
+    model = samples._model(nodes, functions=functions)
+    data = model.SerializeToString() + bytes([(99 << 3 | 2) & 0x7F | 0x80, 99 >> 4, 3]) + b"abc"
+    onnx.ModelProto.FromString(data)  # protobuf skips the unknown field 99
+    path = tmp_path / "functions.onnx"
+    path.write_bytes(data)
+    assert ids_and_details(scan_one(path)) == [("ONNX-CUSTOM-DOMAIN", "evil_node")]

@@ -24,7 +24,8 @@ INT64_MAX = (1 << 63) - 1
 MAX_DIMS = 64
 MAX_NAME = 512
 MAX_FINDINGS_PER_RULE = 32
-MAX_SNIFF_FIELDS = 64
+MAX_SNIFF_FIELDS = 4096
+MAX_UNKNOWN_FIELDS = 8
 MAX_MESSAGE_DEPTH = 64
 """Wire nesting: each subgraph level costs three messages (graph › node › attribute)."""
 
@@ -111,9 +112,20 @@ def sniff(blob: Blob) -> bool:
         return False
     reader = WireReader(blob, max_fields=MAX_SNIFF_FIELDS * 4)
     seen: dict[int, WireField] = {}
+    unknown = 0
     try:
         for count, f in enumerate(reader.fields(0, blob.size)):
-            if count >= MAX_SNIFF_FIELDS or _MODEL_FIELDS.get(f.number) != f.wire_type:
+            if count >= MAX_SNIFF_FIELDS:
+                break  # many functions or metadata entries: judge by what came first
+            expected = _MODEL_FIELDS.get(f.number)
+            if expected is None:
+                # Fields this version does not know are skipped by protobuf loaders, so a few
+                # must not hide a model from the scan; many are not a ModelProto.
+                unknown += 1
+                if unknown > MAX_UNKNOWN_FIELDS:
+                    return False
+                continue
+            if expected != f.wire_type:
                 return False
             if f.number in _MODEL_TEXT and not _is_text(reader.raw(f, 4096), f.length > 4096):
                 return False
