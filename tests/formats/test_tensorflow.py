@@ -125,3 +125,14 @@ def test_asset_paths_leaving_the_assets_folder(tmp_path: Path, asset: str) -> No
     path = tmp_path / "saved_model.pb"
     path.write_bytes(data)
     assert ids_and_details(scan_one(path)) == [("TF-ASSET-PATH", asset)]
+
+
+def test_truncated_frozen_graph_and_unknown_fields_are_still_scanned(tmp_path: Path) -> None:
+    graph = samples.graph_def([samples.node("input", "Placeholder"), samples.node("leak", "ReadFile", "p")])
+    unknown = samples.message(77, b"ignored by protobuf")
+    (tmp_path / "unknown.pb").write_bytes(graph + unknown)
+    assert ids_and_details(scan_one(tmp_path / "unknown.pb")) == [("TF-FILE-ACCESS", "leak")]
+    (tmp_path / "truncated.pb").write_bytes(graph[:-3])
+    file = scan_one(tmp_path / "truncated.pb")
+    assert file.tree.format == "tensorflow"
+    assert "TF-MALFORMED" in {f.rule_id for f in file.findings}

@@ -24,6 +24,7 @@ version = "1"
 MAX_NAME = 512
 MAX_FINDINGS_PER_RULE = 32
 MAX_SNIFF_FIELDS = 64
+MAX_UNKNOWN_FIELDS = 8
 MAX_MESSAGE_DEPTH = 32
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.>-]{0,255}$")
@@ -214,8 +215,16 @@ def sniff(blob: Blob) -> bool:
 def _sniff_saved_model(reader: WireReader) -> bool:
     meta_graphs = 0
     try:
+        unknown = 0
         for count, f in enumerate(reader.fields(0, reader.size)):
-            if count >= MAX_SNIFF_FIELDS or SAVED_MODEL_FIELDS.get(f.number) != f.wire_type:
+            if count >= MAX_SNIFF_FIELDS:
+                break
+            if f.number not in SAVED_MODEL_FIELDS and count > 0:
+                unknown += 1  # skipped by protobuf loaders: a few must not hide the model
+                if unknown > MAX_UNKNOWN_FIELDS:
+                    return False
+                continue
+            if SAVED_MODEL_FIELDS.get(f.number) != f.wire_type:
                 return False
             if f.number == 1 and (count != 0 or f.value != 1):
                 return False
@@ -249,18 +258,30 @@ def _meta_graph_starts_well(reader: WireReader, at: int) -> bool:
 
 
 def _sniff_graph_def(reader: WireReader, offset: int, length: int) -> bool:
-    for count, f in enumerate(reader.fields(offset, length)):
-        if GRAPH_FIELDS.get(f.number) != f.wire_type:
-            return False
-        if count == 0:
-            if f.number != 1:
+    """The first node must read as a NodeDef with a name and an op name; after it, a break in the
+    wire format (a truncated graph) still claims the file, so the scan reports it malformed."""
+    first_node = False
+    unknown = 0
+    try:
+        for count, f in enumerate(reader.fields(offset, length)):
+            if count >= MAX_SNIFF_FIELDS:
+                break
+            if count == 0:
+                if f.number != 1 or f.wire_type != LEN:
+                    return False
+                node = _read_node(reader, f, 1)
+                if not node.name or not _OP_NAME.match(node.op):
+                    return False
+                first_node = True
+            elif f.number not in GRAPH_FIELDS:
+                unknown += 1
+                if unknown > MAX_UNKNOWN_FIELDS:
+                    return False
+            elif GRAPH_FIELDS[f.number] != f.wire_type:
                 return False
-            node = _read_node(reader, f, 1)
-            if not node.name or not _OP_NAME.match(node.op):
-                return False
-        if count >= MAX_SNIFF_FIELDS:
-            break
-    return True
+    except ProtobufError:
+        return first_node
+    return first_node
 
 
 @dataclass
