@@ -51,8 +51,8 @@ class Policy:
     prefixes ending in ".*" that extend the shipped lists; a denial always wins over an allowance.
     They act during the scan (they change what the pickle judge concludes); everything else here
     (`disabled_rules`, `severity_overrides`, `suppressions`) is applied to the finished result by
-    `modelshield.policy.apply.apply_policy`. The TensorFlow op and Hydra target lists are carried
-    for format handlers that do not exist yet; nothing consults them today.
+    `modelshield.policy.apply.apply_policy`. The TensorFlow op and Hydra target lists act during the
+    scan too: the TensorFlow graph handler and the NeMo/Hydra config handlers consult them.
     """
 
     fail_on: Severity = Severity.MEDIUM
