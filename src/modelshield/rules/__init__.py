@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelshield.engine.rules import Rule, build_registry
+from modelshield.engine.rules import Rule, RuleRegistry, build_registry
 from modelshield.rules import (
     archive,
     gguf,
@@ -36,4 +36,4 @@ ALL_RULES: tuple[Rule, ...] = (
     *onnx.RULES,
     *tensorflow.RULES,
 )
-REGISTRY: Mapping[str, Rule] = build_registry(ALL_RULES)
+REGISTRY: RuleRegistry = build_registry(ALL_RULES)
