@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from modelshield.engine.rules import Rule, RuleRegistry, build_registry
 from modelshield.rules import (
     archive,
