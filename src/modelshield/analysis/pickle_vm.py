@@ -262,12 +262,21 @@ class PickleMachine:
         self.metastack: list[list[object]] = []
         self.memo: dict[int, object] = {}
         self.proto = 0
-        self._site = Site(0, start, "")
+        self._op_index = 0
+        self._op_offset = start
+        self._op_name = ""
+        # STOP is handled by the driver loop itself.
+        self._handlers = [getattr(self, "op_" + n) if n and n != "STOP" else None for n in _NAME_BY_BYTE]
         self._frame_end: int | None = None
         self._frame_warned = False
         self.patched: dict[str, object] = {}
         self.module_swaps: dict[str, object] = {}
         self.limit_hit: LimitExceeded | None = None
+
+    @property
+    def _site(self) -> Site:
+        """Where the current instruction sits; built only when an event records it."""
+        return Site(self._op_index, self._op_offset, self._op_name)
 
     # ---- driver ---------------------------------------------------------------------------------
 
@@ -283,7 +292,7 @@ class PickleMachine:
                 break
             byte = data[self.pos]
             name = _NAME_BY_BYTE[byte]
-            self._site = Site(index, self.pos, name or f"0x{byte:02x}")
+            self._op_index, self._op_offset, self._op_name = index, self.pos, name or f"0x{byte:02x}"
             if name is None:
                 self._malformed(f"invalid opcode byte 0x{byte:02x}", fatal=True)
                 break
@@ -302,7 +311,7 @@ class PickleMachine:
                 if name == "STOP":
                     self._stop()
                     break
-                getattr(self, "op_" + name)()
+                self._handlers[byte]()  # type: ignore[misc]
                 if self._frame_end is not None:
                     self._check_frame(op_start)
             except _Truncated:
@@ -339,7 +348,7 @@ class PickleMachine:
             return
         if op_start < end < self.pos and not self._frame_warned:
             self._frame_warned = True
-            self._site = Site(self._site.opcode_index, op_start, self._site.opcode)
+            self._op_offset = op_start
             self._malformed(
                 f"{self._site.opcode} straddles the end of its FRAME (a pickler never writes this; "
                 "the C unpickler ignores it, frame-aware readers do not)",
