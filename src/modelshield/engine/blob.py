@@ -163,6 +163,7 @@ class _OpenFile:
     def __init__(self, fh: BinaryIO, size: int) -> None:
         self._fh = fh
         self._fd = fh.fileno()
+        self.fileno = self._fd
         self.size = size
         self._mapped: mmap.mmap | None = None
         self._view: memoryview | None = None
@@ -238,6 +239,12 @@ class FileBlob(Blob):
 
     def stream(self) -> ByteReader:
         return _FileRangeReader(self._source, self._offset, self._length)
+
+    def whole_file_descriptor(self) -> int | None:
+        """The open descriptor of the scanned file when this blob is all of it, else None (for a
+        parser that must run in a child process and open the very file that was scanned)."""
+        whole = len(self.chain) == 1 and self._offset == 0 and self._length == self._source.size
+        return self._source.fileno if whole else None
 
     def slice(self, offset: int, length: int, element: str) -> FileBlob:
         start = min(max(0, offset), self._length)

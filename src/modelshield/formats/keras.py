@@ -73,11 +73,12 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         except (ValueError, OSError, LimitExceeded) as exc:
             yield ScanIssue("unparsed", f"config.json not read: {exc}", where)
         else:
-            yield from _scan_config(raw, where, ctx)
+            yield from scan_config(raw, where, ctx)
     yield from member_blobs(blob, ctx, archive)
 
 
-def _scan_config(raw: bytes, where: Location, ctx: ScanContext) -> Iterator[ScanEvent]:
+def scan_config(raw: bytes, where: Location, ctx: ScanContext) -> Iterator[ScanEvent]:
+    """Judge a Keras model config (JSON bytes): also used for the `model_config` of legacy H5 models."""
     if len(raw) >= MAX_CONFIG_BYTES:
         yield ScanIssue("limit", f"config.json larger than {MAX_CONFIG_BYTES} bytes not analysed", where)
         return

@@ -1,0 +1,236 @@
+"""Runs in an isolated child process only: walks an HDF5 file with h5py (bounded, iteratively, never
+following links to other files or reading datasets) and prints what it found as one JSON object.
+
+Usage: python -I -m modelshield.analysis.hdf5_probe PATH
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+MAX_OBJECTS = 200_000
+MAX_DEPTH = 64
+MAX_ATTRIBUTES = 200_000
+MAX_REPORTED = 1_000
+"""At most this many entries of each list (links, external files, attributes) are reported."""
+MAX_ATTRIBUTE_BYTES = 64 * 1024 * 1024
+MAX_KERAS_TEXT = 32 * 1024 * 1024
+SAMPLE_CHARS = 200
+KERAS_ATTRIBUTES = ("model_config", "training_config", "keras_version", "backend")
+
+_CODE = re.compile(
+    rb"__import__|__builtins__|__reduce__|__globals__|__subclasses__|\bexec\s*\(|\beval\s*\(|"
+    rb"\bcompile\s*\(|\bos\.(system|popen|exec\w*|spawn\w*)\b|\bsubprocess\b|\bmarshal\.loads\b|"
+    rb"\bpickle\.loads?\b|\bbase64\.b64decode\b|(^|\n)\s*import\s+[A-Za-z_]|"
+    rb"(^|\n)\s*from\s+[A-Za-z_][\w.]*\s+import\s|(^|\n)\s*def\s+\w+\s*\(|<script\b"
+)
+_SIGNATURES = (
+    (b"\x7fELF", "ELF executable"),
+    (b"MZ", "PE/DOS executable"),
+    (b"\xcf\xfa\xed\xfe", "Mach-O executable"),
+    (b"\xfe\xed\xfa\xcf", "Mach-O executable"),
+    (b"#!", "script with an interpreter line"),
+    (b"PK\x03\x04", "zip archive"),
+)
+
+
+def code_reasons(data: bytes) -> list[str]:
+    """Why bytes look like code, a pickle or an executable (empty when they do not)."""
+    reasons = [what for magic, what in _SIGNATURES if data.startswith(magic)]
+    if len(data) > 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        reasons.append(f"pickle protocol {data[1]}")
+    match = _CODE.search(data)
+    if match:
+        reasons.append(f"code-like text {match.group(0).strip().decode('latin-1')[:40]!r}")
+    return reasons
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _attribute_bytes(value: Any) -> bytes | None:
+    """The bytes of a string-like attribute value (a scalar or an array of strings/bytes)."""
+    import numpy as np
+
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="replace")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SUO":
+            parts = [_attribute_bytes(item) for item in value.reshape(-1)[:MAX_REPORTED]]
+            return b"\n".join(part for part in parts if part is not None)
+        if value.dtype.itemsize == 1 or value.dtype.kind == "V":
+            return value.tobytes()
+    if isinstance(value, np.void):
+        return bytes(value.tobytes())
+    return None
+
+
+class Probe:
+    """The walk's bounded state and its plain-data report."""
+
+    def __init__(self) -> None:
+        self.report: dict[str, Any] = {
+            "userblock_size": 0,
+            "external_links": [],
+            "soft_links": [],
+            "external_storage": [],
+            "virtual_sources": [],
+            "code_attributes": [],
+            "keras": {},
+            "problems": [],
+            "truncated": [],
+        }
+        self.objects = 0
+        self.attributes = 0
+
+    def add(self, key: str, entry: object) -> None:
+        entries: list[object] = self.report[key]
+        if len(entries) < MAX_REPORTED:
+            entries.append(entry)
+        elif key not in self.report["truncated"]:
+            self.report["truncated"].append(key)
+
+    def walk(self, path: str) -> None:
+        import h5py  # type: ignore[import-untyped]
+
+        with h5py.File(path, "r") as f:
+            self.report["userblock_size"] = int(f.userblock_size)
+            self.attributes_of(f, "/", root=True)
+            seen: set[int] = set()
+            stack: list[tuple[Any, str, int]] = [(f, "/", 0)]
+            while stack:
+                group, where, depth = stack.pop()
+                if depth >= MAX_DEPTH:
+                    self.add("truncated", f"depth {MAX_DEPTH} at {where}")
+                    continue
+                for name in group:
+                    self.objects += 1
+                    if self.objects > MAX_OBJECTS:
+                        self.report["truncated"].append(f"more than {MAX_OBJECTS} objects")
+                        return
+                    child_path = f"{where.rstrip('/')}/{name}"
+                    child = self.visit_link(group, name, child_path)
+                    if child is None:
+                        continue
+                    key = hash(child.id)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    self.attributes_of(child, child_path)
+                    if isinstance(child, h5py.Group):
+                        stack.append((child, child_path, depth + 1))
+                    elif isinstance(child, h5py.Dataset):
+                        self.dataset(child, child_path)
+
+    def visit_link(self, group: Any, name: str, path: str) -> Any:
+        """The object a hard link names; external and soft links are reported, never followed."""
+        import h5py
+
+        try:
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                target = {"path": path, "file": str(link.filename), "target": str(link.path)}
+                self.add("external_links", target)
+                return None
+            if isinstance(link, h5py.SoftLink):
+                self.add("soft_links", {"path": path, "target": str(link.path)})
+                return None
+            if not isinstance(link, h5py.HardLink):
+                self.add("problems", f"{path}: link of an unknown kind")
+                return None
+            return group[name]
+        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+            self.add("problems", f"{path}: {exc}"[:300])
+            return None
+
+    def dataset(self, dataset: Any, path: str) -> None:
+        try:
+            for file_name, offset, size in dataset.external or ():
+                self.add(
+                    "external_storage",
+                    {"path": path, "file": _name(file_name), "offset": int(offset), "size": int(size)},
+                )
+            if dataset.is_virtual:
+                for source in dataset.virtual_sources():
+                    self.add(
+                        "virtual_sources",
+                        {"path": path, "file": _name(source.file_name), "dataset": _name(source.dset_name)},
+                    )
+        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+            self.add("problems", f"{path}: {exc}"[:300])
+
+    def attributes_of(self, obj: Any, path: str, *, root: bool = False) -> None:
+        import h5py
+
+        try:
+            names = list(obj.attrs)
+        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+            self.add("problems", f"{path} attributes: {exc}"[:300])
+            return
+        for name in names:
+            self.attributes += 1
+            if self.attributes > MAX_ATTRIBUTES:
+                if f"more than {MAX_ATTRIBUTES} attributes" not in self.report["truncated"]:
+                    self.report["truncated"].append(f"more than {MAX_ATTRIBUTES} attributes")
+                return
+            try:
+                attribute = obj.attrs.get_id(name)
+                kind = attribute.get_type().get_class()
+                if kind not in (h5py.h5t.STRING, h5py.h5t.OPAQUE, h5py.h5t.INTEGER, h5py.h5t.VLEN):
+                    continue
+                if attribute.get_storage_size() > MAX_ATTRIBUTE_BYTES:
+                    self.add("truncated", f"{path} attribute {name}: larger than {MAX_ATTRIBUTE_BYTES} bytes")
+                    continue
+                data = _attribute_bytes(obj.attrs[name])
+            except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+                self.add("problems", f"{path} attribute {name}: {exc}"[:300])
+                continue
+            if data is None:
+                continue
+            if root and name in KERAS_ATTRIBUTES:
+                if len(data) > MAX_KERAS_TEXT:
+                    self.add("truncated", f"attribute {name}: larger than {MAX_KERAS_TEXT} bytes")
+                else:
+                    self.report["keras"][name] = _text(data)
+                continue
+            reasons = code_reasons(data[:MAX_ATTRIBUTE_BYTES])
+            if reasons:
+                self.add(
+                    "code_attributes",
+                    {
+                        "path": path,
+                        "name": str(name)[:200],
+                        "size": len(data),
+                        "reasons": reasons,
+                        "sample": data[:SAMPLE_CHARS].decode("latin-1"),
+                    },
+                )
+
+
+def _name(value: object) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m modelshield.analysis.hdf5_probe PATH", file=sys.stderr)
+        return 2
+    probe = Probe()
+    try:
+        probe.walk(argv[0])
+    except ImportError as exc:
+        probe.report["unavailable"] = str(exc)[:300]
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        probe.report["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    json.dump(probe.report, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
