@@ -30,6 +30,7 @@ from tests.samples import onnx_samples as ox
 from tests.samples import pickles as pk
 from tests.samples import safetensors_samples as st
 from tests.samples import tf_samples as tfs
+from tests.samples import tflite_samples as tfl
 from tests.samples import torch_samples as pt
 from tests.samples.archives import PAYLOAD, RawEntry, TarEntry
 from tests.samples.pickles import Asm, G, call, program
@@ -275,6 +276,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     **ox.RULE_SAMPLES,
     # TensorFlow
     **tfs.RULE_SAMPLES,
+    # TensorFlow Lite
+    **tfl.RULE_SAMPLES,
     # safetensors and embedded executables
     **st.RULE_SAMPLES,
 }

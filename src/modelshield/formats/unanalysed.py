@@ -24,10 +24,6 @@ def _is_hdf5(blob: Blob) -> bool:
     )
 
 
-def _is_tflite(blob: Blob) -> bool:
-    return blob.head(8)[4:8] == b"TFL3"
-
-
 def _is_xml_model(blob: Blob) -> bool:
     head = blob.head(2048).lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(b"<") and (b"<PMML" in head or b"<net " in head)
@@ -57,6 +53,5 @@ class UnanalysedFormat:
 
 HANDLERS = (
     UnanalysedFormat("hdf5", "HDF5 file (Keras H5 or other)", _is_hdf5),
-    UnanalysedFormat("tflite", "TensorFlow Lite model", _is_tflite),
     UnanalysedFormat("xml-model", "PMML or OpenVINO IR model", _is_xml_model),
 )

@@ -17,6 +17,7 @@ from modelshield.rules import (
     pytorch,
     safetensors,
     tensorflow,
+    tflite,
 )
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -33,5 +34,6 @@ ALL_RULES: tuple[Rule, ...] = (
     *gguf.RULES,
     *onnx.RULES,
     *tensorflow.RULES,
+    *tflite.RULES,
 )
 REGISTRY: RuleRegistry = build_registry(ALL_RULES)
