@@ -10,19 +10,6 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.formats.base import ScanEvent
 
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-def _is_hdf5(blob: Blob) -> bool:
-    # The superblock sits at 0 or after a user block of 512, 1024, 2048… bytes.
-    if blob.head(8) == _HDF5_MAGIC:
-        return True
-    return any(
-        blob.read_at(offset, 8) == _HDF5_MAGIC
-        for offset in (512, 1024, 2048, 4096)
-        if offset + 8 <= blob.size
-    )
-
 
 def _is_xml_model(blob: Blob) -> bool:
     head = blob.head(2048).lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -52,6 +39,5 @@ class UnanalysedFormat:
 
 
 HANDLERS = (
-    UnanalysedFormat("hdf5", "HDF5 file (Keras H5 or other)", _is_hdf5),
     UnanalysedFormat("xml-model", "PMML or OpenVINO IR model", _is_xml_model),
 )
