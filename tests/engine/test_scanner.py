@@ -56,7 +56,6 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "fmt"),
     [
-        (b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "hdf5"),
         (b"\x1c\0\0\0TFL3" + b"\0" * 32, "tflite"),
     ],
 )
