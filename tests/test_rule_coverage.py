@@ -29,6 +29,7 @@ from tests.samples import numpy_samples as npy
 from tests.samples import onnx_samples as ox
 from tests.samples import pickles as pk
 from tests.samples import safetensors_samples as st
+from tests.samples import skops_samples as sk
 from tests.samples import tf_samples as tfs
 from tests.samples import tflite_samples as tfl
 from tests.samples import torch_samples as pt
@@ -278,6 +279,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     **tfs.RULE_SAMPLES,
     # TensorFlow Lite
     **tfl.RULE_SAMPLES,
+    # skops
+    **sk.RULE_SAMPLES,
     # safetensors and embedded executables
     **st.RULE_SAMPLES,
 }

@@ -16,6 +16,7 @@ from modelshield.rules import (
     pickle,
     pytorch,
     safetensors,
+    skops,
     tensorflow,
     tflite,
 )
@@ -35,5 +36,6 @@ ALL_RULES: tuple[Rule, ...] = (
     *onnx.RULES,
     *tensorflow.RULES,
     *tflite.RULES,
+    *skops.RULES,
 )
 REGISTRY: RuleRegistry = build_registry(ALL_RULES)
