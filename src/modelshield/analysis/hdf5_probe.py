@@ -224,7 +224,7 @@ def main(argv: list[str]) -> int:
     probe = Probe()
     try:
         probe.walk(argv[0])
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:  # any other import failure (memory, a broken library) is a crash
         probe.report["unavailable"] = str(exc)[:300]
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         probe.report["error"] = f"{type(exc).__name__}: {exc}"[:500]
