@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.analysis.test_weights import elf_in_weights, script_in_weights
 from tests.formats.test_hf_config import MODELING_SOURCE
 from tests.formats.test_joblib import _old_joblib_pickle, _zfile
 from tests.formats.test_mlflow import (
@@ -283,6 +284,9 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     **sk.RULE_SAMPLES,
     # safetensors and embedded executables
     **st.RULE_SAMPLES,
+    # payloads in the low bits of weights (scanned with deep=True)
+    "WEIGHTS-EMBEDDED-PAYLOAD": elf_in_weights,
+    "WEIGHTS-LOW-BIT-ANOMALY": script_in_weights,
 }
 """Rule id -> a builder that writes, under the given directory, one file that fires the rule."""
 
@@ -298,7 +302,7 @@ def _fired(path: Path, rule_id: str) -> set[str]:
         options = ScanOptions(compute_hash=False, limits=SAMPLE_LIMITS[rule_id])
         result = scan_paths([path], options=options)
     else:
-        result = modelshield.scan(path, compute_hash=False)
+        result = modelshield.scan(path, compute_hash=False, deep=rule_id.startswith("WEIGHTS-"))
     return {finding.rule_id for finding in result.findings}
 
 

@@ -75,15 +75,17 @@ def scan(
     policy: Policy | None = None,
     *,
     compute_hash: bool = True,
+    deep: bool = False,
 ) -> ScanResult:
     """Scan files or directories (walked recursively, identified by content) and return the result.
 
     `policy` (e.g. `load_policy("policy.toml")`) is applied to the finished result: disabled rules
-    are left out, re-graded findings carry their new severity, suppressed findings are marked."""
+    are left out, re-graded findings carry their new severity, suppressed findings are marked.
+    `deep=True` also reads float tensors for payloads hidden in their low bits (slow on large models)."""
     from modelshield.engine.scanner import ScanOptions, scan_paths
 
     if isinstance(path_or_paths, (str, os.PathLike)):
         paths: list[str | os.PathLike[str]] = [path_or_paths]
     else:
         paths = list(path_or_paths)
-    return scan_paths(paths, policy=policy, options=ScanOptions(compute_hash=compute_hash))
+    return scan_paths(paths, policy=policy, options=ScanOptions(compute_hash=compute_hash, deep=deep))

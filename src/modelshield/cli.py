@@ -129,6 +129,11 @@ DEFAULT_FORMAT = "text"
     help="Policy TOML file (rules, severities, callables, suppressions). Never read from the scanned tree.",
 )
 @click.option("--no-hash", is_flag=True, help="Do not compute SHA-256 of each file (reported as null).")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also read float tensors for payloads hidden in their low bits (reads every weight: slow).",
+)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -138,6 +143,7 @@ def scan(
     fail_on: str | None,
     policy_file: str | None,
     no_hash: bool,
+    deep: bool,
 ) -> None:
     """Scan model files and directories (walked recursively); files are identified by content."""
     try:
@@ -150,7 +156,7 @@ def scan(
             renderer_for(name)  # a format missing its extra fails now, not after a long scan
             if target is not None:
                 _check_writable(target)
-        result = _run_scan(paths, policy, compute_hash=not no_hash)
+        result = _run_scan(paths, policy, compute_hash=not no_hash, deep=deep)
         _deliver(result, reports)
     except (UsageError, PolicyError) as exc:
         click.echo(f"modelshield: error: {exc}", err=True)
@@ -164,13 +170,13 @@ def scan(
     ctx.exit(exit_code_for(result, threshold))
 
 
-def _run_scan(paths: Sequence[str], policy: Policy, *, compute_hash: bool) -> ScanResult:
+def _run_scan(paths: Sequence[str], policy: Policy, *, compute_hash: bool, deep: bool = False) -> ScanResult:
     from modelshield.engine.scanner import ScanOptions, expand_paths, scan_paths
 
     targets = list(expand_paths(paths))
     if not targets:
         click.echo("modelshield: warning: no files found under the given paths", err=True)
-    options = ScanOptions(compute_hash=compute_hash)
+    options = ScanOptions(compute_hash=compute_hash, deep=deep)
     if not (targets and sys.stderr.isatty()):
         return scan_paths(paths, policy=policy, options=options, targets=targets)
     with _progress_bar(len(targets)) as advance:

@@ -18,6 +18,8 @@ class ScanContext:
     limits: Limits
     policy: Policy
     depth: int = 0
+    deep: bool = False
+    """Opt-in analyses that read tensor data (weights statistics) are on."""
     expanded_bytes: int = 0
     started: float = field(default_factory=time.monotonic)
     shared: dict[str, object] = field(default_factory=dict)

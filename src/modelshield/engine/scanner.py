@@ -31,6 +31,8 @@ class ScanOptions:
 
     compute_hash: bool = True
     limits: Limits = DEFAULT_LIMITS
+    deep: bool = False
+    """Read tensor data for payloads hidden in weights (costly: every float tensor is read)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def scan_file(target: FileTarget, dispatcher: Dispatcher, policy: Policy, option
         size = target.path.stat().st_size
         with open_file_blob(target.path, target.display) as blob:
             hasher = _BackgroundHash(blob.stream()) if options.compute_hash else None
-            ctx = ScanContext(limits=options.limits, policy=policy)
+            ctx = ScanContext(limits=options.limits, policy=policy, deep=options.deep)
             scanned = dispatcher.scan(blob, ctx)
             digest = hasher.result() if hasher else None
     except OSError as exc:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import math
 import re
 import struct
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
+from modelshield.analysis import weights
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
@@ -45,6 +47,8 @@ _TYPESTR = re.compile(r"([<>|=]?)([A-Za-z?])(\d*)(\[\w+\])?")
 _SIZED_NAME = re.compile(r"(int|uint|float|complex|bool|bytes|str|void)(\d+)")
 _DATETIME_NAME = re.compile(r"(datetime64|timedelta64)(\[\w+\])?")
 _PY2_LONG = re.compile(r"(\d)[lL]\b")
+_LITTLE_ENDIAN_FLOATS = {"<f4": "F32", "<f2": "F16", "float32": "F32", "float16": "F16"}
+"""Float dtypes the opt-in weights analysis reads, as `descr` spells them."""
 
 
 class DescrError(ValueError):
@@ -106,6 +110,12 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         yield _child(blob, header.data_offset, blob.size - header.data_offset, "array data")
         return
     yield from _check_size(blob, ctx, header, shape, dtype)
+    float_dtype = _LITTLE_ENDIAN_FLOATS.get(descr) if isinstance(descr, str) else None
+    if ctx.deep and float_dtype is not None:
+        nbytes = min(blob.size - header.data_offset, math.prod(shape) * dtype.itemsize)
+        yield from weights.scan_tensors(
+            blob, ctx, [weights.FloatTensor(blob.name, float_dtype, header.data_offset, nbytes)]
+        )
 
 
 def _read_header(blob: Blob) -> Generator[ScanEvent, None, NpyHeader | None]:

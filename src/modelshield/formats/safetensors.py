@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from modelshield.analysis import weights
 from modelshield.analysis.payloads import identify_archive, identify_executable
 from modelshield.engine.blob import Blob, BufferBlob
 from modelshield.engine.context import ScanContext
@@ -497,3 +498,17 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     data_start = LENGTH_BYTES + length
     yield from _scan_layout(tensors, blob, data_start, blob.size - data_start, report)
     yield from report.summary(blob.chain)
+    if ctx.deep:
+        floats = _float_tensors(tensors, data_start, blob.size - data_start)
+        yield from weights.scan_tensors(blob, ctx, floats)
+
+
+def _float_tensors(
+    tensors: list[TensorEntry], data_start: int, data_length: int
+) -> list[weights.FloatTensor]:
+    """Float tensors whose byte range is sound, for the opt-in weights analysis."""
+    return [
+        weights.FloatTensor(t.name, t.dtype, data_start + t.begin, t.end - t.begin)
+        for t in tensors
+        if t.dtype in weights.FLOAT_WIDTHS and t.nbytes == t.end - t.begin and t.begin <= t.end <= data_length
+    ]

@@ -19,6 +19,7 @@ from modelshield.rules import (
     skops,
     tensorflow,
     tflite,
+    weights,
 )
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -37,5 +38,6 @@ ALL_RULES: tuple[Rule, ...] = (
     *tensorflow.RULES,
     *tflite.RULES,
     *skops.RULES,
+    *weights.RULES,
 )
 REGISTRY: RuleRegistry = build_registry(ALL_RULES)
