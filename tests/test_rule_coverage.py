@@ -23,6 +23,7 @@ from tests.formats.test_mlflow import (
     write_model_dir,
 )
 from tests.samples import archives
+from tests.samples import flax_samples as fx
 from tests.samples import gguf_samples as gg
 from tests.samples import keras_samples as ks
 from tests.samples import nemo_samples as ns
@@ -282,6 +283,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     **tfl.RULE_SAMPLES,
     # skops
     **sk.RULE_SAMPLES,
+    # Flax msgpack
+    **fx.RULE_SAMPLES,
     # safetensors and embedded executables
     **st.RULE_SAMPLES,
     # payloads in the low bits of weights (scanned with deep=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from modelshield.formats import (
     compressed,
     executable,
+    flax_msgpack,
     gguf,
     hdf5,
     hf_config,
@@ -54,6 +55,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     tensorflow,
     tflite,
     hdf5,
+    flax_msgpack,
     *unanalysed.HANDLERS,
     executable,
     pickle,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from modelshield.engine.rules import Rule, RuleRegistry, build_registry
 from modelshield.rules import (
     archive,
+    flax,
     gguf,
     huggingface,
     keras,
@@ -38,6 +39,7 @@ ALL_RULES: tuple[Rule, ...] = (
     *tensorflow.RULES,
     *tflite.RULES,
     *skops.RULES,
+    *flax.RULES,
     *weights.RULES,
 )
 REGISTRY: RuleRegistry = build_registry(ALL_RULES)
