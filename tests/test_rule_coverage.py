@@ -25,6 +25,7 @@ from tests.formats.test_mlflow import (
 from tests.samples import archives
 from tests.samples import flax_samples as fx
 from tests.samples import gguf_samples as gg
+from tests.samples import hdf5_samples as h5
 from tests.samples import keras_samples as ks
 from tests.samples import nemo_samples as ns
 from tests.samples import numpy_samples as npy
@@ -275,6 +276,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     "KERAS-TORCH-MODULE": lambda d: ks.write_keras(d, ks.model_config(ks.torch_wrapper(pk.benign_state()))),
     # GGUF and its chat templates
     **gg.RULE_SAMPLES,
+    # HDF5 and legacy Keras H5
+    **h5.RULE_SAMPLES,
     # ONNX
     **ox.RULE_SAMPLES,
     # TensorFlow
