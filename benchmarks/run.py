@@ -25,9 +25,10 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_WORKDIR = HERE / "work"
@@ -44,6 +45,16 @@ TARGET_STARTUP_SECONDS = 0.15
 TORCH_FILE = "checkpoint.pt"
 NPY_FILE = "weights.npy"
 TINY_FILE = "tiny.pkl"
+# Issue #3 formats: the same --no-hash targets.
+SAFETENSORS_FILE = "model.safetensors"
+GGUF_FILE = "model.gguf"
+ONNX_DIR = "onnx-external"
+"""A directory: `model.onnx` and its one external data file `model.onnx.data` (scanned together)."""
+H5_FILE = "model.h5"
+ISSUE2_FILES = (TORCH_FILE, NPY_FILE, TINY_FILE)
+ISSUE3_FILES = (SAFETENSORS_FILE, GGUF_FILE, ONNX_DIR, H5_FILE)
+ALL_FILES = ISSUE2_FILES + ISSUE3_FILES
+DATA_CHUNK = 64 * MIB
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,16 +180,173 @@ def make_tiny_pickle(path: Path) -> Path:
     return path
 
 
-def generate_all(workdir: Path, target_bytes: int) -> dict[str, Path]:
+def _normal_chunks(nbytes: int, dtype: str, seed: int = 0) -> Iterator[bytes]:
+    """`nbytes` of normal-distributed weights (scaled like trained ones), DATA_CHUNK at a time."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    width = np.dtype(dtype).itemsize
+    left = nbytes // width
+    while left > 0:
+        n = min(left, DATA_CHUNK // width)
+        yield (rng.standard_normal(n, dtype=np.float32) * 0.02).astype(dtype).tobytes()
+        left -= n
+
+
+def _write_chunks(f: BinaryIO, nbytes: int, dtype: str) -> None:
+    for chunk in _normal_chunks(nbytes, dtype):
+        f.write(chunk)
+
+
+def make_safetensors(path: Path, target_bytes: int, hidden: int = 1024) -> Path:
+    """A safetensors file of the transformer shapes (float32), written as the format defines it: the
+    JSON header, then each tensor's bytes streamed, so memory stays at one chunk."""
+    spec: dict[str, object] = {"kind": "safetensors", "target_bytes": target_bytes, "hidden": hidden}
+    if is_cached(path, spec):
+        return path
+    entries: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    shapes = transformer_shapes(target_bytes, hidden)
+    for name, shape in shapes:
+        nbytes = _numel(shape) * 4
+        entries[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    header = json.dumps(entries, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header)
+        for _, shape in shapes:
+            _write_chunks(f, _numel(shape) * 4, "<f4")
+    os.replace(tmp, path)
+    _record(path, spec)
+    return path
+
+
+def make_gguf(path: Path, target_bytes: int, hidden: int = 1024) -> Path:
+    """A GGUF written by the `gguf` package's writer: llama metadata, F16 matrices and F32 norms and
+    biases; tensors are added as infos first and their data streamed one tensor at a time."""
+    spec: dict[str, object] = {"kind": "gguf", "target_bytes": target_bytes, "hidden": hidden}
+    if is_cached(path, spec):
+        return path
+    import gguf
+    import numpy as np
+
+    # F16 halves the bytes of a matrix: twice the parameters make the same file size.
+    shapes = transformer_shapes(2 * target_bytes, hidden)
+    tmp = path.with_name(path.name + ".tmp")
+    writer = gguf.GGUFWriter(str(tmp), "llama")
+    writer.add_name("benchmark")
+    writer.add_context_length(4096)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(sum(1 for n, _ in shapes if n.endswith("input_layernorm.weight")))
+    dtypes = []
+    for name, shape in shapes:
+        dtype = np.float16 if len(shape) > 1 else np.float32
+        dtypes.append(dtype)
+        writer.add_tensor_info(name, shape, np.dtype(dtype), _numel(shape) * np.dtype(dtype).itemsize)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    rng = np.random.default_rng(0)
+    for (_, shape), dtype in zip(shapes, dtypes, strict=True):
+        writer.write_tensor_data((rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(dtype))
+    writer.close()
+    os.replace(tmp, path)
+    _record(path, spec)
+    return path
+
+
+def make_onnx_external(directory: Path, target_bytes: int, hidden: int = 1024) -> Path:
+    """An ONNX model (a chain of MatMul+Add over the transformer's matrices) whose initializers all live
+    in one external file, `model.onnx.data`, at increasing offsets: how large ONNX models are saved."""
+    spec: dict[str, object] = {"kind": "onnx-external", "target_bytes": target_bytes, "hidden": hidden}
+    marker = directory / "model.onnx"
+    if is_cached(marker, spec) and (directory / "model.onnx.data").exists():
+        return directory
+    from onnx import TensorProto, helper
+
+    directory.mkdir(parents=True, exist_ok=True)
+    square = [(n, s) for n, s in transformer_shapes(target_bytes, hidden) if s == (hidden, hidden)]
+    per = hidden * hidden * 4
+    square = square[: max(1, target_bytes // per)]
+    initializers, nodes, offset = [], [], 0
+    previous = "input"
+    for i, (name, shape) in enumerate(square):
+        tensor = TensorProto(name=name, dims=list(shape), data_type=TensorProto.FLOAT)
+        tensor.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", "model.onnx.data"), ("offset", str(offset)), ("length", str(per))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        initializers.append(tensor)
+        nodes.append(helper.make_node("MatMul", [previous, name], [f"h{i}"]))
+        previous = f"h{i}"
+        offset += per
+    graph = helper.make_graph(
+        nodes,
+        "benchmark",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, hidden])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, [1, hidden])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data_tmp = directory / "model.onnx.data.tmp"
+    with open(data_tmp, "wb") as f:
+        _write_chunks(f, offset, "<f4")
+    os.replace(data_tmp, directory / "model.onnx.data")
+    tmp = directory / "model.onnx.tmp"
+    tmp.write_bytes(model.SerializeToString())
+    os.replace(tmp, marker)
+    _record(marker, spec)
+    return directory
+
+
+def make_h5(path: Path, target_bytes: int, hidden: int = 1024) -> Path | None:
+    """A Keras-style HDF5 weights file (h5py): one dataset per tensor under model_weights/, written a
+    slab at a time. None when h5py is not installed."""
+    spec: dict[str, object] = {"kind": "h5", "target_bytes": target_bytes, "hidden": hidden}
+    if is_cached(path, spec):
+        return path
+    try:
+        import h5py
+    except ImportError:
+        print("note: h5py is not installed; model.h5 is skipped", file=sys.stderr)
+        return None
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["backend"] = "tensorflow"
+        group = f.create_group("model_weights")
+        for name, shape in transformer_shapes(target_bytes, hidden):
+            ds = group.create_dataset(name.replace(".", "/"), shape=shape, dtype="<f4")
+            rows = max(1, DATA_CHUNK // (4 * _numel(shape[1:])))
+            for start in range(0, shape[0], rows):
+                stop = min(shape[0], start + rows)
+                ds[start:stop] = rng.standard_normal((stop - start, *shape[1:]), dtype=np.float32) * 0.02
+    os.replace(tmp, path)
+    _record(path, spec)
+    return path
+
+
+def generate_all(workdir: Path, target_bytes: int, names: Sequence[str] = ALL_FILES) -> dict[str, Path]:
     workdir.mkdir(parents=True, exist_ok=True)
-    return {
-        TORCH_FILE: make_torch_checkpoint(workdir / TORCH_FILE, target_bytes),
-        NPY_FILE: make_npy(workdir / NPY_FILE, target_bytes),
-        TINY_FILE: make_tiny_pickle(workdir / TINY_FILE),
+    makers = {
+        TORCH_FILE: lambda: make_torch_checkpoint(workdir / TORCH_FILE, target_bytes),
+        NPY_FILE: lambda: make_npy(workdir / NPY_FILE, target_bytes),
+        TINY_FILE: lambda: make_tiny_pickle(workdir / TINY_FILE),
+        SAFETENSORS_FILE: lambda: make_safetensors(workdir / SAFETENSORS_FILE, target_bytes),
+        GGUF_FILE: lambda: make_gguf(workdir / GGUF_FILE, target_bytes),
+        ONNX_DIR: lambda: make_onnx_external(workdir / ONNX_DIR, target_bytes),
+        H5_FILE: lambda: make_h5(workdir / H5_FILE, target_bytes),
     }
+    made = {name: makers[name]() for name in names}
+    return {name: path for name, path in made.items() if path is not None}
 
 
-def generate_in_child(workdir: Path, target_bytes: int) -> None:
+def generate_in_child(workdir: Path, target_bytes: int, names: Sequence[str] = ALL_FILES) -> None:
     """Generate in a separate interpreter: the 2 GiB of tensors must not inflate this process, whose
     size would otherwise leak into children's peak RSS (see `measure`)."""
     cmd = [
@@ -189,6 +357,8 @@ def generate_in_child(workdir: Path, target_bytes: int) -> None:
         str(workdir),
         "--size-gib",
         repr(target_bytes / GIB),
+        "--files",
+        *names,
     ]
     subprocess.run(cmd, check=True)
 
@@ -328,6 +498,7 @@ class Command:
 
 
 MS_NOHASH = "modelshield --no-hash"
+MS_DEEP = "modelshield --no-hash --deep"
 MS_HASH = "modelshield (hash)"
 SHA256SUM = "sha256sum"
 CAT = "cat > /dev/null"
@@ -366,8 +537,19 @@ def _verdict_note(stdout_path: str) -> str:
         return "no JSON report"
 
 
+def _path_size(path: Path) -> int:
+    """Bytes of a file, or of every file in a directory (ONNX with its external data)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
 def evict_from_page_cache(path: Path) -> None:
     """Drop this one file's pages from the page cache (POSIX_FADV_DONTNEED; nothing else is touched)."""
+    if path.is_dir():
+        for member in sorted(p for p in path.rglob("*") if p.is_file()):
+            evict_from_page_cache(member)
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -380,7 +562,7 @@ def measure(
 ) -> Measurement:
     """One warm-up run (fills the page cache and any lazy caches; not counted), then `runs` runs.
     With `cold`, the file is evicted from the page cache before each measured run."""
-    m = Measurement(command.label, path.name, path.stat().st_size)
+    m = Measurement(command.label, path.name, _path_size(path))
     argv = command.argv(path)
     env = child_env(workdir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -423,7 +605,7 @@ def evaluate(measurements: list[Measurement]) -> list[Verdict]:
 def _evaluate(measurements: list[Measurement]) -> list[Verdict]:
     by_key = {(m.label, m.file): m for m in measurements}
     verdicts: list[Verdict] = []
-    for name in (TORCH_FILE, NPY_FILE):
+    for name in (TORCH_FILE, NPY_FILE, *ISSUE3_FILES):
         nohash = by_key.get((MS_NOHASH, name))
         if nohash is not None:
             s, mb = nohash.median_seconds, nohash.peak_rss_mb
@@ -441,7 +623,7 @@ def _evaluate(measurements: list[Measurement]) -> list[Verdict]:
                 )
             )
         hashed, base = by_key.get((MS_HASH, name)), by_key.get((SHA256SUM, name))
-        if hashed is not None and base is not None:
+        if hashed is not None and base is not None and name in ISSUE2_FILES:
             ratio = hashed.median_seconds / base.median_seconds
             verdicts.append(
                 Verdict(
@@ -603,8 +785,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--files",
         nargs="+",
-        choices=[TORCH_FILE, NPY_FILE, TINY_FILE],
-        default=[TORCH_FILE, NPY_FILE, TINY_FILE],
+        choices=list(ALL_FILES),
+        default=list(ALL_FILES),
+    )
+    parser.add_argument(
+        "--deep-runs",
+        type=int,
+        default=None,
+        help=f"measured runs of `{MS_DEEP}` on {SAFETENSORS_FILE} (default: --runs; 0 to skip)",
     )
     parser.add_argument(
         "--cold",
@@ -624,7 +812,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_peers(args.workdir)
         return 0
     if args.generate_only:
-        generate_all(args.workdir, target_bytes)
+        generate_all(args.workdir, target_bytes, args.files)
         return 0
 
     free = shutil.disk_usage(args.workdir.parent if not args.workdir.exists() else args.workdir).free
@@ -634,8 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     print(f"generating (cached) files in {args.workdir} ...", file=sys.stderr)
-    generate_in_child(args.workdir, target_bytes)
-    files = [args.workdir / name for name in args.files]
+    generate_in_child(args.workdir, target_bytes, args.files)
+    files = [args.workdir / name for name in args.files if (args.workdir / name).exists()]
 
     if args.snapshot:
         global SNAPSHOT_SRC
@@ -646,10 +834,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.workdir, include_peers=not args.no_peers, only_modelshield=args.only_modelshield
     )
     measurements = []
+    deep_runs = args.runs if args.deep_runs is None else args.deep_runs
     for path in files:
         for command in commands:
+            if path.is_dir() and not command.is_modelshield and command.path_flag == ():
+                continue  # sha256sum and cat take files; the directory's modelshield rows are what count
             print(f"measuring {command.label} on {path.name} ...", file=sys.stderr)
             measurements.append(measure(command, path, args.runs, method, args.workdir, args.cold))
+        if path.name == SAFETENSORS_FILE and deep_runs > 0:
+            deep = Command(
+                MS_DEEP,
+                (*modelshield_argv(), "scan"),
+                ("--no-hash", "--deep", "--format", "json"),
+                is_modelshield=True,
+            )
+            print(f"measuring {deep.label} on {path.name} ...", file=sys.stderr)
+            measurements.append(measure(deep, path, deep_runs, method, args.workdir, args.cold))
     report = render(measurements, evaluate(measurements), args.runs, method, args.workdir, args.cold)
     print(report)
     (args.workdir / ("results-cold.md" if args.cold else "results.md")).write_text(report)
