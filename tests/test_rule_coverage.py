@@ -36,6 +36,7 @@ from tests.samples import skops_samples as sk
 from tests.samples import tf_samples as tfs
 from tests.samples import tflite_samples as tfl
 from tests.samples import torch_samples as pt
+from tests.samples import xml_model_samples as xm
 from tests.samples.archives import PAYLOAD, RawEntry, TarEntry
 from tests.samples.pickles import Asm, G, call, program
 
@@ -288,6 +289,8 @@ RULE_SAMPLES: dict[str, SampleBuilder] = {
     **sk.RULE_SAMPLES,
     # Flax msgpack
     **fx.RULE_SAMPLES,
+    # OpenVINO IR and PMML
+    **xm.RULE_SAMPLES,
     # safetensors and embedded executables
     **st.RULE_SAMPLES,
     # payloads in the low bits of weights (scanned with deep=True)

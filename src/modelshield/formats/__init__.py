@@ -27,6 +27,7 @@ from modelshield.formats import (
     torchscript,
     torchserve,
     unanalysed,
+    xml_models,
     zip,
 )
 from modelshield.formats.base import FormatHandler
@@ -56,6 +57,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     tflite,
     hdf5,
     flax_msgpack,
+    xml_models,
     *unanalysed.HANDLERS,
     executable,
     pickle,

@@ -11,11 +11,6 @@ from modelshield.engine.findings import Location, ScanIssue
 from modelshield.formats.base import ScanEvent
 
 
-def _is_xml_model(blob: Blob) -> bool:
-    head = blob.head(2048).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"<") and (b"<PMML" in head or b"<net " in head)
-
-
 @dataclass(frozen=True)
 class UnanalysedFormat:
     """A recognised format whose analysis is not in this version."""
@@ -38,6 +33,5 @@ class UnanalysedFormat:
         )
 
 
-HANDLERS = (
-    UnanalysedFormat("xml-model", "PMML or OpenVINO IR model", _is_xml_model),
-)
+HANDLERS: tuple[UnanalysedFormat, ...] = ()
+"""Empty since OpenVINO IR and PMML are analysed (formats/xml_models.py); kept for formats to come."""

@@ -22,6 +22,7 @@ from modelshield.rules import (
     tensorflow,
     tflite,
     weights,
+    xml_models,
 )
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -42,6 +43,7 @@ ALL_RULES: tuple[Rule, ...] = (
     *tflite.RULES,
     *skops.RULES,
     *flax.RULES,
+    *xml_models.RULES,
     *weights.RULES,
 )
 REGISTRY: RuleRegistry = build_registry(ALL_RULES)
