@@ -177,3 +177,22 @@ def test_memory_is_bounded_on_a_64_mb_tensor(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert findings == []
     assert peak < 40 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while reading a 64 MiB tensor"
+
+
+def test_elf_in_a_torch_checkpoint_storage_is_found(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    hostile = torch.from_numpy(embed_low_byte(normal_weights(), elf_bytes() * 8, at=77))
+    torch.save({"fc.weight": hostile, "fc.bias": torch.zeros(16)}, path)
+    hits = [f for f in _scan(path) if f.rule_id == "WEIGHTS-EMBEDDED-PAYLOAD"]
+    assert len(hits) == 1
+    assert hits[0].location.detail is not None and hits[0].location.detail.endswith("', weight 77")
+    assert "data/" in hits[0].location.detail
+
+
+def test_benign_torch_checkpoint_is_clean_with_deep(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Conv2d(8, 8, 3)).state_dict(), path)
+    assert _scan(path) == []

@@ -7,6 +7,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
+from modelshield.analysis import weights
 from modelshield.analysis.pickle_values import GlobalRef
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
@@ -56,6 +57,9 @@ STORAGE_ELEMENT_SIZES = {
     "HalfStorage": 2, "BFloat16Storage": 2, "IntStorage": 4, "FloatStorage": 4, "QInt32Storage": 4,
     "LongStorage": 8, "DoubleStorage": 8, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
 }  # fmt: skip
+_FLOAT_STORAGES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16"}
+"""Storages the opt-in weights analysis reads (stored records only: their bytes are in the file as-is)."""
+
 
 @dataclass(frozen=True)
 class TorchLayout:
@@ -228,6 +232,11 @@ def _storage_references(
                 f"storage {key!r} needs {numel * element} bytes, its record holds {record.uncompressed_size}",
                 evidence=evidence,
             )
+        float_dtype = _FLOAT_STORAGES.get(type_name)
+        if ctx.deep and float_dtype and record.method == 0 and record.local and blob.random_access:
+            name = f"{tensor_dir}/{key}"
+            at, size = record.local.data_offset, record.uncompressed_size
+            yield from weights.scan_tensors(blob, ctx, [weights.FloatTensor(name, float_dtype, at, size)])
     return referenced
 
 
