@@ -45,6 +45,16 @@ def test_real_legacy_keras_h5_is_clean(tmp_path: Path, monkeypatch: pytest.Monke
     assert (result.findings, result.issues) == ((), ())
 
 
+def test_real_keras_lambda_saved_as_h5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    pytest.importorskip("keras")
+    result = scan_file(hs.keras_saved_lambda(tmp_path))
+    [finding] = result.findings
+    assert finding.rule_id == "KERAS-LAMBDA"
+    assert chain(finding.location.chain) == ("lambda_saved.h5", "model_config")
+    assert finding.severity is Severity.HIGH  # harmless code: no name reaching outside the computation
+
+
 def test_external_links_absolute_and_climbing(tmp_path: Path) -> None:
     path = hs.external_links(tmp_path, "/etc/passwd", "../x.h5", "sibling.h5")
     result = scan_file(path)

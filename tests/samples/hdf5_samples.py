@@ -42,6 +42,17 @@ def keras_saved(directory: Path) -> Path:
     return path
 
 
+def keras_saved_lambda(directory: Path) -> Path:
+    """A real legacy `.h5` save from Keras 3 of a model with a (harmless) Lambda layer."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda x: x * 2, name="double")])
+    path = directory / "lambda_saved.h5"
+    model.save(path)
+    return path
+
+
 def external_links(directory: Path, *targets: str, name: str = "links.h5") -> Path:
     path = directory / name
     with h5py.File(path, "w") as f:
