@@ -19,15 +19,18 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
+from functools import cache
+from typing import TYPE_CHECKING
 
 from modelshield.analysis.payloads import identify_archive, identify_executable
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Confidence, Finding, Location
 from modelshield.rules import weights as rules
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -52,9 +55,6 @@ _PICKLE_TEXT_GLOBAL = re.compile(
 )
 _ELF_ANYWHERE = re.compile(rb"\x7fELF[\x01\x02][\x01\x02]\x01")
 _ZIP_ANYWHERE = re.compile(rb"PK\x03\x04[\x0a\x14\x2d\x3f]\x00", re.DOTALL)
-_PRINTABLE = np.zeros(256, dtype=bool)
-_PRINTABLE[0x20:0x7F] = True
-_PRINTABLE[[0x09, 0x0A, 0x0D]] = True
 MIN_TEXT_RUN = 48
 """Printable bytes in a row in a low-byte stream: uniform bytes make such a run once in ~10^20."""
 
@@ -141,6 +141,8 @@ def _extractions(a: npt.NDArray[np.uint8], width: int) -> Iterator[tuple[str, in
 
     `a` is (elements, width) little-endian bytes. The second item is how many weights, doubled, one
     output byte spans, so an output offset maps back to a weight index."""
+    import numpy as np
+
     low = a[:, 0]
     yield "low byte", 2, low
     pairs = low[: len(low) // 2 * 2].reshape(-1, 2) & 0x0F
@@ -210,6 +212,8 @@ class _Histograms:
     """Running histograms of the low and control symbols, overall and per window."""
 
     def __init__(self, symbols: int) -> None:
+        import numpy as np
+
         self.symbols = symbols
         self.low = np.zeros(symbols, dtype=np.int64)
         self.control = np.zeros(symbols, dtype=np.int64)
@@ -219,6 +223,8 @@ class _Histograms:
         """First weight, effect, control effect, repeats, control repeats, printable run, odd effect."""
 
     def add(self, low: npt.NDArray[np.uint8], control: npt.NDArray[np.uint8], first: int) -> None:
+        import numpy as np
+
         self.low += np.bincount(low, minlength=self.symbols)
         self.control += np.bincount(control, minlength=self.symbols)
         self.elements += len(low)
@@ -261,6 +267,8 @@ class _Histograms:
 
 
 def _entropy(counts: npt.NDArray[np.int64]) -> float:
+    import numpy as np
+
     total = int(counts.sum())
     if total == 0:
         return 0.0
@@ -269,6 +277,7 @@ def _entropy(counts: npt.NDArray[np.int64]) -> float:
 
 
 def _chi_square(counts: npt.NDArray[np.int64]) -> float:
+
     total = int(counts.sum())
     if total == 0:
         return 0.0
@@ -282,14 +291,28 @@ def _effect(counts: npt.NDArray[np.int64], n: int) -> float:
 
 
 def _repeats(values: npt.NDArray[np.uint8]) -> float:
+    import numpy as np
+
     if len(values) < 2:
         return 0.0
     return float(np.count_nonzero(values[1:] == values[:-1]) / (len(values) - 1))
 
 
+@cache
+def _printable_table() -> npt.NDArray[np.bool_]:
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[0x20:0x7F] = True
+    table[[0x09, 0x0A, 0x0D]] = True
+    return table
+
+
 def _text_run(values: npt.NDArray[np.uint8]) -> int:
     """The longest run of printable bytes that uses at least eight distinct values (not a constant fill)."""
-    printable = _PRINTABLE[values]
+    import numpy as np
+
+    printable = _printable_table()[values]
     if not printable.any():
         return 0
     edges = np.flatnonzero(np.diff(np.concatenate(([0], printable.view(np.int8), [0]))))
@@ -311,6 +334,8 @@ def analyse_tensor(
 
     Reads CHUNK_BYTES at a time; memory stays bounded by a few times that, whatever the tensor's size.
     `check` is called between chunks (the scan's time limit)."""
+    import numpy as np
+
     width = FLOAT_WIDTHS[dtype]
     nbytes -= nbytes % (2 * width)
     hist = _Histograms(256 if width == 4 else 16)
