@@ -267,20 +267,21 @@ def make_onnx_external(directory: Path, target_bytes: int, hidden: int = 1024) -
     from onnx import TensorProto, helper
 
     directory.mkdir(parents=True, exist_ok=True)
-    square = [(n, s) for n, s in transformer_shapes(target_bytes, hidden) if s == (hidden, hidden)]
-    per = hidden * hidden * 4
-    square = square[: max(1, target_bytes // per)]
+    # Every tensor is an initializer in the one data file; the square projections form the graph.
+    shapes = transformer_shapes(target_bytes, hidden)
     initializers, nodes, offset = [], [], 0
     previous = "input"
-    for i, (name, shape) in enumerate(square):
+    for i, (name, shape) in enumerate(shapes):
+        per = _numel(shape) * 4
         tensor = TensorProto(name=name, dims=list(shape), data_type=TensorProto.FLOAT)
         tensor.data_location = TensorProto.EXTERNAL
         for key, value in (("location", "model.onnx.data"), ("offset", str(offset)), ("length", str(per))):
             entry = tensor.external_data.add()
             entry.key, entry.value = key, value
         initializers.append(tensor)
-        nodes.append(helper.make_node("MatMul", [previous, name], [f"h{i}"]))
-        previous = f"h{i}"
+        if shape == (hidden, hidden):
+            nodes.append(helper.make_node("MatMul", [previous, name], [f"h{i}"]))
+            previous = f"h{i}"
         offset += per
     graph = helper.make_graph(
         nodes,
