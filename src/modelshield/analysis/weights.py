@@ -35,8 +35,13 @@ def scan_tensors(
 ) -> Iterator[Finding | ScanIssue]:
     """Findings for every tensor whose low bits hold a payload or look like they do."""
     try:
+        import numpy  # noqa: F401 - the statistics need it; fail here, as an issue, not mid-tensor
+
         from modelshield.analysis.weight_stats import analyse_tensor
     except ImportError:
+        if ctx.shared.get(f"{__name__}.unavailable"):
+            return  # said once per file
+        ctx.shared[f"{__name__}.unavailable"] = True
         yield ScanIssue(
             "deep-unavailable",
             "--deep needs numpy for the weight statistics: pip install 'modelshield[deep]'",
