@@ -93,6 +93,14 @@ def test_user_block_with_an_executable_is_scanned_as_a_child(tmp_path: Path) -> 
     }
 
 
+def test_text_header_in_the_user_block_is_only_noted(tmp_path: Path) -> None:
+    """MATLAB v7.3 .mat files are HDF5 with a text header in a 512-byte user block."""
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Nov 26 2026 HDF5 schema 1.00 ."
+    result = scan_file(hs.user_block(tmp_path, header))
+    assert [(f.rule_id, f.severity.value) for f in result.findings] == [("HDF5-USER-BLOCK", "low")]
+    assert result.verdict.value == "clean"
+
+
 def test_empty_user_block_is_clean(tmp_path: Path) -> None:
     result = scan_file(hs.user_block(tmp_path, b""))
     assert (result.findings, result.issues) == ((), ())

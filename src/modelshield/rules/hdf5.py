@@ -58,14 +58,16 @@ HDF5_PATH_ESCAPE = Rule(
 HDF5_USER_BLOCK = Rule(
     id="HDF5-USER-BLOCK",
     title="HDF5 user block holds data",
-    severity=Severity.MEDIUM,
+    severity=Severity.LOW,
     category=Category.EMBEDDED_PAYLOAD,
     cwe="CWE-506",
     confidence=Confidence.MEDIUM,
     description=(
         "The file begins with a user block, bytes before the HDF5 superblock that HDF5 ignores. Models "
         "have no use for it; it makes the file a polyglot (an executable, script or pickle that is also "
-        "a valid HDF5 file). Its content is scanned as a child blob `(user block)`."
+        "a valid HDF5 file). Its content is scanned as a child blob `(user block)`, so a payload there "
+        "is reported by its own rule (an executable, a pickle); the block itself is only noted, since "
+        "tools such as MATLAB (v7.3 .mat files) put a text header there."
     ),
     remediation="Rewrite the file without a user block (h5py: userblock_size=0) and review its content.",
 )
