@@ -211,3 +211,10 @@ def test_python_source_that_mentions_flavors_is_not_an_mlflow_file(tmp_path: Pat
     path.write_text('TEXT = """\nflavors:\n  python_function: {loader_module: x\n"""\nprint(TEXT)\n')
     file = scan(path, compute_hash=False).files[0]
     assert file.issues == () and file.findings == () and file.verdict is Verdict.CLEAN
+
+
+def test_a_plain_list_of_urls_is_not_a_requirements_file(tmp_path: Path) -> None:
+    path = tmp_path / "examples.txt"
+    path.write_text("# setup.cfg examples\nhttps://example.org/a/setup.cfg\nhttps://example.org/b/setup.cfg\n")
+    file = scan(path, compute_hash=False).files[0]
+    assert file.findings == () and file.tree.format == "data"

@@ -222,8 +222,10 @@ def requirement_risk(raw: str) -> str | None:
 
 
 def _looks_like_requirements(text: str) -> bool:
-    """Every line is a pip requirement or option, and at least one pins, points or sets a source."""
+    """Every line is a pip requirement or option, at least one pins, points or sets a source, and at
+    least one names a package or is a pip option (a plain list of URLs is just a list of URLs)."""
     meaningful = 0
+    named = 0
     for raw in text.splitlines():
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
@@ -231,8 +233,14 @@ def _looks_like_requirements(text: str) -> bool:
         option = line.split(None, 1)[0].split("=", 1)[0]
         if option in _SOURCE_OPTIONS or option in _REQUIRE_OPTIONS or option in ("-e", "--editable"):
             meaningful += 1
-        elif _PINNED.fullmatch(line) or _DIRECT_URL.fullmatch(line) or _URL.fullmatch(line):
+            named += 1
+        elif _PINNED.fullmatch(line) or _DIRECT_URL.fullmatch(line):
             meaningful += 1
-        elif not _REQUIREMENT.fullmatch(line):
+            named += 1
+        elif _URL.fullmatch(line):
+            meaningful += 1
+        elif _REQUIREMENT.fullmatch(line):
+            named += 1
+        else:
             return False
-    return meaningful > 0
+    return meaningful > 0 and named > 0
