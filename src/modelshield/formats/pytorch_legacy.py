@@ -92,7 +92,7 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     if layout == "tar-tensors":
         yield from _scan_tar_tensors(blob, ctx)
         return
-    # Every one of the five pickles is a full unpickler load for torch.load(weights_only=False).
+    # Every one of the five pickles is a full unpickler load for torch.load with weights_only=False.
     yield from scan_pickles(blob, ctx, start=0, max_pickles=len(PICKLES))
     pickles = yield from _structure(blob, ctx)
     if pickles is None:

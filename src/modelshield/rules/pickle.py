@@ -6,7 +6,7 @@ from modelshield.engine.findings import Category, Confidence, Severity
 from modelshield.engine.rules import Rule
 
 _DONT_LOAD = (
-    "Do not load this file with pickle, torch.load(weights_only=False), joblib.load or any other "
+    "Do not load this file with pickle, torch.load with weights_only=False, joblib.load or any other "
     "unpickler. Obtain the model from a trusted source, or convert it to a format that cannot run "
     "code (safetensors) in an isolated environment."
 )
@@ -84,7 +84,7 @@ UNKNOWN_CLASS_REBUILD = Rule(
     ),
     remediation=(
         "Confirm the class is your own code (the name is in the evidence) and allow it in a policy "
-        "file, or save only the state_dict and load it with torch.load(weights_only=True)."
+        "file, or save only the state_dict and load it with torch.load and weights_only=True."
     ),
 )
 
@@ -211,7 +211,7 @@ EXTERNAL_FILE = Rule(
     cwe="CWE-73",
     description=(
         "Old joblib files (before 0.10) name each array's file in the pickle; joblib.load opens that "
-        "path relative to the pickle and loads it with np.load(allow_pickle=True). A name that is "
+        "path relative to the pickle and loads it with np.load and allow_pickle=True. A name that is "
         "absolute or climbs out of the folder makes the loader read, and unpickle, any file."
     ),
     remediation=(
