@@ -96,7 +96,7 @@ class BufferBlob(Blob):
         return self._view
 
     def stream(self) -> ByteReader:
-        return _MemoryViewReader(self._view)
+        return _memory_reader(self._view)
 
     def slice(self, offset: int, length: int, element: str) -> BufferBlob:
         """A child blob over part of this one, without copying."""
@@ -148,7 +148,7 @@ class StreamBlob(Blob):
 
     def stream(self) -> ByteReader:
         if self._data is not None:
-            return _MemoryViewReader(self._data)
+            return _memory_reader(self._data)
         return self._opener()
 
     @property
@@ -238,7 +238,8 @@ class FileBlob(Blob):
         return self._source.view()[self._offset : self._offset + self._length]
 
     def stream(self) -> ByteReader:
-        return _FileRangeReader(self._source, self._offset, self._length)
+        start = self._offset
+        return _SpanReader(lambda pos, n: self._source.pread(start + pos, n), self._length)
 
     def whole_file_descriptor(self) -> int | None:
         """The open descriptor of the scanned file when this blob is all of it, else None (for a
@@ -253,56 +254,19 @@ class FileBlob(Blob):
         )
 
 
-class _FileRangeReader:
-    """Sequential reads over a region of a scanned file, by position (no shared file offset)."""
+class _SpanReader:
+    """Sequential reads over `length` bytes fetched by position (a memoryview slice or a pread):
+    no copy of the whole span and no file offset shared between readers."""
 
-    def __init__(self, source: _OpenFile, offset: int, length: int) -> None:
-        self._source = source
-        self._start = offset
-        self._end = offset + length
-        self._pos = offset
-
-    def read(self, n: int = -1, /) -> bytes:
-        remaining = self._end - self._pos
-        out = self._source.pread(self._pos, remaining if n is None or n < 0 else min(n, remaining))
-        self._pos += len(out)
-        return out
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: self._start, os.SEEK_CUR: self._pos, os.SEEK_END: self._end}[whence]
-        self._pos = min(max(self._start, base + offset), self._end)
-        return self._pos - self._start
-
-    def tell(self) -> int:
-        return self._pos - self._start
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _FileRangeReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _MemoryViewReader:
-    """A minimal binary reader over a memoryview (io.BytesIO would copy the buffer)."""
-
-    def __init__(self, data: memoryview) -> None:
-        self._data = data
+    def __init__(self, read_span: Callable[[int, int], bytes], length: int) -> None:
+        self._read_span = read_span
+        self._length = length
         self._pos = 0
 
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n is None or n < 0 else min(len(self._data), self._pos + n)
-        out = bytes(self._data[self._pos : end])
-        self._pos = end
+    def read(self, n: int = -1, /) -> bytes:
+        remaining = self._length - self._pos
+        out = self._read_span(self._pos, remaining if n is None or n < 0 else min(n, remaining))
+        self._pos += len(out)
         return out
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
@@ -311,8 +275,8 @@ class _MemoryViewReader:
         return len(chunk)
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: len(self._data)}[whence]
-        self._pos = max(0, base + offset)
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        self._pos = min(max(0, base + offset), self._length)
         return self._pos
 
     def tell(self) -> int:
@@ -327,11 +291,15 @@ class _MemoryViewReader:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> _MemoryViewReader:
+    def __enter__(self) -> _SpanReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _memory_reader(data: memoryview) -> _SpanReader:
+    return _SpanReader(lambda pos, n: bytes(data[pos : pos + n]), len(data))
 
 
 @contextmanager
