@@ -35,6 +35,11 @@ class Limits:
     max_pickles_per_stream: int = 64
     max_nested_payload_bytes: int = 64 * MiB
     max_seconds_per_file: float = 300.0
+    child_memory_bytes: int = 1 * GiB
+    """Address-space limit of a child process that runs a native parser, or a whole file's scan under
+    `--isolate`."""
+    child_cpu_seconds: int = 120
+    child_wall_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
