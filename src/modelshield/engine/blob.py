@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from modelshield.engine.limits import LimitExceeded
+from modelshield.engine.limits import LimitExceeded, ReadBudget
 
 HEAD_BYTES = 4096
 
@@ -76,6 +76,11 @@ class Blob(ABC):
 
     def child_chain(self, element: str) -> tuple[str, ...]:
         return (*self.chain, element)
+
+    @contextmanager
+    def reads_counted(self, budget: ReadBudget) -> Iterator[None]:
+        """While open, what handlers read from this blob's file is spent from `budget`."""
+        yield
 
 
 class BufferBlob(Blob):
@@ -167,6 +172,14 @@ class _OpenFile:
         self.size = size
         self._mapped: mmap.mmap | None = None
         self._view: memoryview | None = None
+        self.budget: ReadBudget | None = None
+        """Where handlers' reads are counted while a scan runs (hashing reads are not)."""
+
+    def counted_pread(self, offset: int, n: int) -> bytes:
+        data = self.pread(offset, n)
+        if self.budget is not None:
+            self.budget.spend(len(data))
+        return data
 
     def pread(self, offset: int, n: int) -> bytes:
         n = max(0, min(n, self.size - offset))
@@ -211,6 +224,7 @@ class FileBlob(Blob):
         self._offset = offset
         self._length = max(0, min(length, source.size - offset))
         self._head = b""  # every sniffer asks for the first bytes: read them once
+        self._viewed = False
 
     @property
     def size(self) -> int:
@@ -219,7 +233,7 @@ class FileBlob(Blob):
     def head(self, n: int = HEAD_BYTES) -> bytes:
         n = min(n, self._length)
         if n > len(self._head):
-            self._head = self._source.pread(self._offset, max(n, min(HEAD_BYTES, self._length)))
+            self._head = self._source.counted_pread(self._offset, max(n, min(HEAD_BYTES, self._length)))
         return self._head[:n]
 
     def read_at(self, offset: int, n: int) -> bytes:
@@ -228,23 +242,41 @@ class FileBlob(Blob):
         n = min(n, self._length - offset)
         if offset + n <= len(self._head):
             return self._head[offset : offset + n]
-        return self._source.pread(self._offset + offset, n)
+        return self._source.counted_pread(self._offset + offset, n)
 
     def tail(self, n: int) -> bytes:
         start = max(0, self._length - n)
         return self.read_at(start, self._length - start)
 
     def view(self) -> memoryview:
+        # A handler that asks for a region whole is counted as reading all of it, once per blob; the
+        # whole file mapped once is not counted, so a large model's own size never trips the budget.
+        if not self._viewed and self._source.budget is not None and not self._is_whole_file():
+            self._source.budget.spend(self._length)
+        self._viewed = True
         return self._source.view()[self._offset : self._offset + self._length]
 
     def stream(self) -> ByteReader:
         start = self._offset
-        return _SpanReader(lambda pos, n: self._source.pread(start + pos, n), self._length)
+        # The budget is taken now: a reader made before the scan began (the hasher's) stays uncounted.
+        read = self._source.pread if self._source.budget is None else self._source.counted_pread
+        return _SpanReader(lambda pos, n: read(start + pos, n), self._length)
+
+    def _is_whole_file(self) -> bool:
+        return self._offset == 0 and self._length == self._source.size
+
+    @contextmanager
+    def reads_counted(self, budget: ReadBudget) -> Iterator[None]:
+        previous, self._source.budget = self._source.budget, budget
+        try:
+            yield
+        finally:
+            self._source.budget = previous
 
     def whole_file_descriptor(self) -> int | None:
         """The open descriptor of the scanned file when this blob is all of it, else None (for a
         parser that must run in a child process and open the very file that was scanned)."""
-        whole = len(self.chain) == 1 and self._offset == 0 and self._length == self._source.size
+        whole = len(self.chain) == 1 and self._is_whole_file()
         return self._source.fileno if whole else None
 
     def slice(self, offset: int, length: int, element: str) -> FileBlob:

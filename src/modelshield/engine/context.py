@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from modelshield.engine.blob import Blob
 from modelshield.engine.findings import Location
-from modelshield.engine.limits import LimitExceeded, Limits
+from modelshield.engine.limits import LimitExceeded, Limits, ReadBudget
 from modelshield.policy.model import Policy
 
 
@@ -24,6 +24,11 @@ class ScanContext:
     started: float = field(default_factory=time.monotonic)
     shared: dict[str, object] = field(default_factory=dict)
     """Per-file state handlers share, keyed by the owning module (a callable judge, parsed headers)."""
+    reads: ReadBudget = field(init=False)
+    """Bytes handlers read from this file and its members (decompressed ones included)."""
+
+    def __post_init__(self) -> None:
+        self.reads = ReadBudget(self.limits.max_bytes_read_per_file)
 
     def where(self, blob: Blob, **position: object) -> Location:
         """A location inside `blob` (offset=, opcode_index=, opcode=, detail=)."""
@@ -36,6 +41,12 @@ class ScanContext:
             raise LimitExceeded(
                 "max_expanded_bytes_per_file", self.expanded_bytes, self.limits.max_expanded_bytes_per_file
             )
+        self.reads.spend(n)
+
+    def check_budgets(self) -> None:
+        """Stop when the file's time or read budget is spent (called before each member is scanned)."""
+        self.check_time()
+        self.reads.check()
 
     def check_time(self) -> None:
         elapsed = time.monotonic() - self.started

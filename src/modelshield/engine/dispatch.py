@@ -53,7 +53,8 @@ class Dispatcher:
 
     def scan(self, blob: Blob, ctx: ScanContext) -> BlobScan:
         out = BlobScan(tree=FormatNode(name=blob.name, format="unknown", size=0))
-        out.tree = self._scan_into(blob, ctx, out)
+        with blob.reads_counted(ctx.reads):
+            out.tree = self._scan_into(blob, ctx, out)
         return out
 
     def _scan_into(self, blob: Blob, ctx: ScanContext, out: BlobScan) -> FormatNode:
@@ -117,7 +118,7 @@ class Dispatcher:
             return FormatNode(child.name, "not-scanned", 0)
         ctx.depth += 1
         try:
-            ctx.check_time()
+            ctx.check_budgets()
             return self._scan_into(child, ctx, out)
         finally:
             ctx.depth -= 1
