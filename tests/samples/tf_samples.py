@@ -44,10 +44,10 @@ def function(name: str, *nodes: bytes) -> bytes:
 
 
 def graph_def(nodes: list[bytes], functions: list[bytes] | None = None, producer: int = 1395) -> bytes:
-    """A GraphDef: nodes (1), versions (2), library of functions (4)."""
-    data = b"".join(message(1, n) for n in nodes) + message(2, number(1, producer))
+    """A GraphDef: nodes (1), library of functions (2), versions (4)."""
+    data = b"".join(message(1, n) for n in nodes) + message(4, number(1, producer))
     if functions:
-        data += message(4, b"".join(message(1, f) for f in functions))
+        data += message(2, b"".join(message(1, f) for f in functions))
     return data
 
 

@@ -25,7 +25,6 @@ MAX_NAME = 512
 MAX_FINDINGS_PER_RULE = 32
 MAX_SNIFF_FIELDS = 64
 MAX_UNKNOWN_FIELDS = 8
-MAX_MESSAGE_DEPTH = 32
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.>-]{0,255}$")
 
@@ -191,7 +190,8 @@ ORDINARY_OPS = frozenset(_ORDINARY.split())
 # Field numbers of TensorFlow's protos.
 SAVED_MODEL_FIELDS = {1: VARINT, 2: LEN}
 META_GRAPH_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}
-GRAPH_FIELDS = {1: LEN, 2: LEN, 3: VARINT, 4: LEN, 5: LEN}
+GRAPH_FIELDS = {1: LEN, 2: LEN, 3: VARINT, 4: LEN, 5: LEN}  # node, library, version, versions, debug_info
+GRAPH_LIBRARY = 2
 NODE_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}
 
 
@@ -319,7 +319,7 @@ class _Walk:
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
-    reader = WireReader(blob, max_depth=MAX_MESSAGE_DEPTH, tick=ctx.check_time)
+    reader = WireReader(blob, max_depth=ctx.limits.max_protobuf_depth, tick=ctx.check_time)
     walk = _Walk(
         blob, reader, allowed=ctx.policy.allowed_tensorflow_ops, denied=ctx.policy.denied_tensorflow_ops
     )
@@ -391,7 +391,7 @@ def _asset_problem(filename: str) -> str | None:
 
 def _library_functions(reader: WireReader, graph: WireField, depth: int) -> Iterator[tuple[WireField, int]]:
     for f in reader.message(graph, depth):
-        if f.number == 4 and f.wire_type == LEN:
+        if f.number == GRAPH_LIBRARY and f.wire_type == LEN:
             for fn in reader.message(f, depth + 1):
                 if fn.number == 1 and fn.wire_type == LEN:
                     yield fn, depth + 2
