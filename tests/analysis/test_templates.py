@@ -8,13 +8,15 @@ import pytest
 from tests.samples import chat_templates as templates
 
 from modelshield.analysis.templates import (
-    MAX_TEMPLATE_CHARS,
     HazardKind,
     TemplateTooLarge,
     analyse_template,
     judge_template,
 )
 from modelshield.engine.findings import Finding, Location, ScanIssue
+from modelshield.engine.limits import DEFAULT_LIMITS
+
+MAX_TEMPLATE_CHARS = DEFAULT_LIMITS.max_template_bytes
 
 RULE_OF_KIND = {
     HazardKind.GLOBALS_ROUTE: "CHAT-TEMPLATE-GLOBALS-ROUTE",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.engine.blob import Blob, FileBlob
-from modelshield.engine.limits import GiB, MiB
+from modelshield.engine.limits import DEFAULT_LIMITS, Limits, MiB
 
 COPY_CHUNK = 1 * MiB
 
@@ -25,10 +25,16 @@ COPY_CHUNK = 1 * MiB
 class IsolationLimits:
     """Bounds on one child run: address space, CPU seconds, wall-clock seconds and output size."""
 
-    memory_bytes: int = 1 * GiB
-    cpu_seconds: int = 60
-    wall_seconds: float = 120.0
+    memory_bytes: int = DEFAULT_LIMITS.child_memory_bytes
+    cpu_seconds: int = DEFAULT_LIMITS.child_cpu_seconds
+    wall_seconds: float = DEFAULT_LIMITS.child_wall_seconds
     output_bytes: int = 128 * MiB
+
+    @classmethod
+    def from_limits(cls, limits: Limits) -> IsolationLimits:
+        """The child bounds a scan's `Limits` set (`child_memory_bytes`, `child_cpu_seconds`,
+        `child_wall_seconds`)."""
+        return cls(limits.child_memory_bytes, limits.child_cpu_seconds, limits.child_wall_seconds)
 
     def __post_init__(self) -> None:
         for value in (self.memory_bytes, self.cpu_seconds, self.wall_seconds, self.output_bytes):

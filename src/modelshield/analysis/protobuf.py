@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from modelshield.engine.blob import Blob
+from modelshield.engine.limits import DEFAULT_LIMITS
 
 VARINT = 0
 I64 = 1
@@ -21,8 +22,6 @@ END_GROUP = 4
 I32 = 5
 
 MAX_VARINT_BYTES = 10
-MAX_DEPTH = 32
-"""Message nesting deeper than real models use (ONNX subgraphs, TF functions nest a few levels)."""
 CHUNK = 64 * 1024
 TICK_EVERY = 1 << 14
 
@@ -66,7 +65,7 @@ class WireReader:
         self,
         blob: Blob,
         *,
-        max_depth: int = MAX_DEPTH,
+        max_depth: int = DEFAULT_LIMITS.max_protobuf_depth,
         max_fields: int = 50_000_000,
         tick: Callable[[], None] | None = None,
     ) -> None:
@@ -107,7 +106,9 @@ class WireReader:
     def fields(self, offset: int, length: int, depth: int = 0) -> Iterator[WireField]:
         """The fields of the message occupying [offset, offset + length), in wire order."""
         if depth > self.max_depth:
-            raise ProtobufError(f"messages nested more than {self.max_depth} deep", offset)
+            raise ProtobufError(
+                f"messages nested more than {self.max_depth} deep (max_protobuf_depth)", offset
+            )
         end = offset + length
         if offset < 0 or length < 0 or end > self.size:
             raise ProtobufError(f"message of {length} bytes runs past the end of the data", offset)

@@ -9,13 +9,11 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from modelshield.engine.findings import Finding, Location, ScanIssue
+from modelshield.engine.limits import DEFAULT_LIMITS
 from modelshield.rules import gguf as rules
 
 if TYPE_CHECKING:
     from jinja2 import nodes as jnodes
-
-MAX_TEMPLATE_CHARS = 1024 * 1024
-"""Longer templates are not parsed (real ones are a few kilobytes)."""
 
 MAX_FOLDED_CHARS = 4096
 """Constant folding of string expressions stops beyond this length."""
@@ -122,7 +120,7 @@ class TemplateEngineMissing(RuntimeError):
 
 
 class TemplateTooLarge(ValueError):
-    """The template is longer than MAX_TEMPLATE_CHARS and was not parsed."""
+    """The template is longer than the `max_template_bytes` limit and was not parsed."""
 
 
 def jinja_available() -> bool:
@@ -137,13 +135,15 @@ def is_dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
-def analyse_template(source: str) -> TemplateAnalysis:
+def analyse_template(source: str, max_chars: int = DEFAULT_LIMITS.max_template_bytes) -> TemplateAnalysis:
     """Parse `source` with Jinja's own parser and report every hazardous expression in it.
 
     The template is only parsed into an AST: it is never compiled to Python, rendered or run.
     """
-    if len(source) > MAX_TEMPLATE_CHARS:
-        raise TemplateTooLarge(f"template of {len(source)} characters exceeds {MAX_TEMPLATE_CHARS}")
+    if len(source) > max_chars:
+        raise TemplateTooLarge(
+            f"template of {len(source)} characters exceeds {max_chars} (max_template_bytes)"
+        )
     try:
         import jinja2
     except ImportError as exc:
@@ -473,11 +473,14 @@ _HAZARD_RULES = {
 
 
 def judge_template(
-    source: str, location: Location, what: str = "chat template"
+    source: str,
+    location: Location,
+    what: str = "chat template",
+    max_chars: int = DEFAULT_LIMITS.max_template_bytes,
 ) -> Iterator[Finding | ScanIssue]:
     """Findings for one template at `location`; an issue when it cannot be analysed (never clean)."""
     try:
-        analysis = analyse_template(source)
+        analysis = analyse_template(source, max_chars)
     except TemplateEngineMissing as exc:
         yield ScanIssue("unsupported", f"{what} not analysed: {exc}", location)
         return

@@ -70,23 +70,19 @@ class Limits:
     """Key-value pairs declared in a GGUF header (real models have a few dozen)."""
     max_gguf_tensors: int = 1 << 18
     """Tensors declared in a GGUF header."""
-    max_template_bytes: int = 4 * MiB
-    """Length of one chat template (GGUF metadata, tokenizer config) parsed as Jinja."""
+    max_template_bytes: int = 1 * MiB
+    """Length of one chat template (GGUF metadata, tokenizer config) parsed as Jinja (in characters
+    once decoded)."""
     max_crc_check_bytes: int = 1 * MiB
-    """Size up to which an archive member's CRC-32 is verified (larger members are not re-read for it)."""
+    """Size up to which an archive member is decompressed (or read) once more to verify its CRC-32.
+    Larger members are tensor data in practice and never re-read for it; every member is scanned by
+    content whatever its CRC says."""
     max_protobuf_depth: int = 64
-    """Nesting of protobuf messages (ONNX, TensorFlow graphs) followed while walking the wire format."""
+    """Nesting of protobuf messages (ONNX, TensorFlow graphs) followed while walking the wire format;
+    each ONNX subgraph level costs three (graph › node › attribute)."""
     max_config_nodes: int = 500_000
     """Values visited in one model configuration (Keras config, NeMo/Hydra YAML) before it is given
     up."""
-    max_hdf5_objects: int = 200_000
-    """Groups and datasets the isolated HDF5 parser visits in one file."""
-    max_hdf5_attributes: int = 200_000
-    """Attributes the isolated HDF5 parser reads in one file."""
-    max_hdf5_attribute_bytes: int = 64 * MiB
-    """Stored size of one HDF5 attribute that is read and judged."""
-    max_hdf5_depth: int = 64
-    """Nesting of HDF5 groups followed by the isolated parser."""
     max_seconds_per_file: float = 300.0
     """Wall-clock time spent scanning one file and its members."""
     child_memory_bytes: int = 1 * GiB

@@ -26,13 +26,8 @@ GGML_MAX_NAME = 64
 DEFAULT_ALIGNMENT = 32
 INT64_MAX = (1 << 63) - 1
 
-MAX_KVS = 1 << 14
-"""More metadata entries than any real model has (they carry tens); beyond it parsing stops."""
-MAX_TENSORS = 1 << 18
-"""More tensors than any real model has; the per-tensor records kept stay a few tens of MB."""
 MAX_KEY_BYTES = 1024
 MAX_ARRAY_DEPTH = 3
-MAX_TEMPLATE_BYTES = 4 * 1024 * 1024
 MAX_FINDINGS_PER_RULE = 32
 TIME_CHECK_EVERY = 1 << 14
 
@@ -264,14 +259,16 @@ def _scan_header(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
             offset=8,
             evidence=f"tensor_count={state.tensor_count}",
         )
-    for field_name, value, limit, at in (
-        ("metadata_kv_count", state.kv_count, MAX_KVS, count_at),
-        ("tensor_count", state.tensor_count, MAX_TENSORS, 8),
+    for field_name, value, limit_name, at in (
+        ("metadata_kv_count", state.kv_count, "max_gguf_metadata_entries", count_at),
+        ("tensor_count", state.tensor_count, "max_gguf_tensors", 8),
     ):
+        limit = getattr(p.ctx.limits, limit_name)
         if value > limit:
             yield ScanIssue(
                 "limit",
-                f"{field_name} {value} is above the scanner's limit of {limit}; the file was not analysed",
+                f"{field_name} {value} is above the scanner's limit of {limit} ({limit_name}); "
+                "the file was not analysed",
                 p.where(at, field_name),
             )
             raise p.stop(
@@ -388,10 +385,11 @@ def _absurd_array(p: _Parser, key: str, count: int, at: int, what: str) -> _Stop
 
 def _scan_template(p: _Parser, key: str, at: int, start: int, n: int) -> Iterator[ScanEvent]:
     location = p.where(at, key)
-    if n > MAX_TEMPLATE_BYTES:
+    max_bytes = p.ctx.limits.max_template_bytes
+    if n > max_bytes:
         yield ScanIssue(
             "limit",
-            f"{key} is {n} bytes long; templates over {MAX_TEMPLATE_BYTES} are not analysed",
+            f"{key} is {n} bytes long; longer templates are not analysed (max_template_bytes {max_bytes})",
             location,
         )
         return
@@ -401,7 +399,7 @@ def _scan_template(p: _Parser, key: str, at: int, start: int, n: int) -> Iterato
     except UnicodeDecodeError as exc:
         yield rules.MALFORMED.at(location, f"{key} is not valid UTF-8 ({exc.reason})", severity=Severity.LOW)
         source = raw.decode("utf-8", "replace")
-    yield from judge_template(source, location, what=key)
+    yield from judge_template(source, location, what=key, max_chars=max_bytes)
 
 
 def _scan_tensor_infos(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:

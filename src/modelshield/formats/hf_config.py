@@ -104,19 +104,22 @@ def _reference_finding(blob: Blob, ctx: ScanContext, path: str, reference: str) 
 
 
 def _chat_templates(blob: Blob, ctx: ScanContext, value: object) -> Iterator[ScanEvent]:
+    limit = ctx.limits.max_template_bytes
     if isinstance(value, str):
-        yield from judge_template(value, ctx.where(blob, detail="chat_template"))
+        yield from judge_template(value, ctx.where(blob, detail="chat_template"), max_chars=limit)
     elif isinstance(value, list):
         for index, item in enumerate(value[:MAX_ENTRIES]):
             if isinstance(item, dict) and isinstance(item.get("template"), str):
                 label = item.get("name") if isinstance(item.get("name"), str) else index
                 where = ctx.where(blob, detail=f"chat_template[{str(label)[:80]}]")
-                yield from judge_template(item["template"], where, f"chat template {str(label)[:80]!r}")
+                yield from judge_template(
+                    item["template"], where, f"chat template {str(label)[:80]!r}", limit
+                )
     elif isinstance(value, dict):
         for label, template in list(value.items())[:MAX_ENTRIES]:
             if isinstance(template, str):
                 where = ctx.where(blob, detail=f"chat_template[{str(label)[:80]}]")
-                yield from judge_template(template, where, f"chat template {str(label)[:80]!r}")
+                yield from judge_template(template, where, f"chat template {str(label)[:80]!r}", limit)
 
 
 # -- Python model code --------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ name = "keras"
 version = "1"
 
 MAX_CONFIG_BYTES = 64 * MiB
-MAX_NODES = 500_000
 MAX_CODE_BYTES = 1 * MiB
 EVIDENCE_CHARS = 200
 KERAS_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"})
@@ -88,19 +87,24 @@ def scan_config(raw: bytes, where: Location, ctx: ScanContext) -> Iterator[ScanE
         yield ScanIssue("unparsed", f"config.json does not parse: {str(exc)[:200]}", where)
         return
     judge = CallableJudge(ctx.policy)
-    for path, node in _objects(document):
+    for path, node in _objects(document, ctx.limits.max_config_nodes):
         yield from _judge_object(path, node, where, ctx, judge)
 
 
-def _objects(document: object) -> Iterator[tuple[str, dict[str, Any]]]:
+def _objects(document: object, max_nodes: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every serialized object (a dict with a class_name) with its path, iteratively and bounded."""
     stack: list[tuple[str, object]] = [("", document)]
     visited = 0
     while stack:
         path, node = stack.pop()
         visited += 1
-        if visited > MAX_NODES:
-            raise LimitExceeded("max_config_nodes", visited, MAX_NODES, "Keras config has too many nodes")
+        if visited > max_nodes:
+            raise LimitExceeded(
+                "max_config_nodes",
+                visited,
+                max_nodes,
+                f"Keras config has more than {max_nodes} nodes (max_config_nodes)",
+            )
         if isinstance(node, dict):
             if isinstance(node.get("class_name"), str):
                 yield path, node

@@ -25,7 +25,6 @@ version = "1"
 
 CONFIG_NAME = "model_config.yaml"
 MAX_CONFIG_BYTES = 8 * MiB  # real model configs are tens of kilobytes
-MAX_CONFIG_NODES = 200_000
 SNIFF_MEMBERS = 256
 SNIFF_STREAM_BYTES = 16 * MiB
 """A compressed .nemo is only recognised if its config header comes within this many bytes; a tar
@@ -131,9 +130,7 @@ def _key_path(parent: str, key: object) -> str:
     return f"{parent}.{text}" if parent else text
 
 
-def target_sites(
-    document: object, *, legacy_keys: bool, max_nodes: int = MAX_CONFIG_NODES
-) -> Iterator[TargetSite]:
+def target_sites(document: object, *, legacy_keys: bool, max_nodes: int) -> Iterator[TargetSite]:
     """Every `_target_` (and, in NeMo configs, dotted `target`/`cls`) in document order, iteratively.
 
     Containers are visited once each, so YAML aliases (shared, even self-referencing nodes) cannot
@@ -148,7 +145,12 @@ def target_sites(
         seen.add(id(node))
         visited += 1
         if visited > max_nodes:
-            raise LimitExceeded("max_config_nodes", visited, max_nodes, "config has too many nodes to judge")
+            raise LimitExceeded(
+                "max_config_nodes",
+                visited,
+                max_nodes,
+                f"config has more than {max_nodes} nodes (max_config_nodes)",
+            )
         if isinstance(node, dict):
             for key in ("_target_", *(("target", "cls") if legacy_keys else ())):
                 value = node.get(key)
@@ -180,7 +182,7 @@ def judge_config(
     if not isinstance(judge, HydraTargetJudge):
         judge = HydraTargetJudge(ctx.policy)
         ctx.shared[_SHARED_KEY + ".judge"] = judge
-    for site in target_sites(document, legacy_keys=legacy_keys):
+    for site in target_sites(document, legacy_keys=legacy_keys, max_nodes=ctx.limits.max_config_nodes):
         verdict = judge.judge(site.target)
         if verdict.judgement is Judgement.SAFE:
             continue

@@ -26,8 +26,6 @@ MAX_NAME = 512
 MAX_FINDINGS_PER_RULE = 32
 MAX_SNIFF_FIELDS = 4096
 MAX_UNKNOWN_FIELDS = 8
-MAX_MESSAGE_DEPTH = 64
-"""Wire nesting: each subgraph level costs three messages (graph › node › attribute)."""
 
 # Operators of the standard domains, every version ONNX has defined (generated from onnx.defs, plus
 # the experimental operators removed in ONNX 1.5 that old exports still carry).
@@ -212,7 +210,7 @@ class _Walk:
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
-    reader = WireReader(blob, max_depth=MAX_MESSAGE_DEPTH, tick=ctx.check_time)
+    reader = WireReader(blob, max_depth=ctx.limits.max_protobuf_depth, tick=ctx.check_time)
     walk = _Walk(blob, reader)
     issue: ScanIssue | None = None
     try:

@@ -60,11 +60,6 @@ FLAG_MASKED_HEADERS = 0x2000
 # descriptor 3, enhanced deflate 4 and UTF-8 names 11.
 _ORDINARY_FLAGS = FLAG_ENCRYPTED | 0x0002 | 0x0004 | FLAG_DATA_DESCRIPTOR | 0x0010 | FLAG_UTF8
 
-CRC_CHECK_MAX_BYTES = 1 * MiB
-"""Members up to this size are decompressed (or read) once more to verify their CRC. Larger ones are
-tensor data in practice, which is never read just for a CRC (every member is scanned by content
-whatever its CRC says)."""
-
 LINK_TARGET_MAX_BYTES = 4096
 
 
@@ -757,10 +752,10 @@ def _crc_findings(
         local is None
         or member.method not in SUPPORTED_METHODS
         or member.is_encrypted
-        or member.uncompressed_size > CRC_CHECK_MAX_BYTES
-        or member.compressed_size > CRC_CHECK_MAX_BYTES
+        or member.uncompressed_size > ctx.limits.max_crc_check_bytes
+        or member.compressed_size > ctx.limits.max_crc_check_bytes
     ):
-        return
+        return  # larger members are tensor data in practice, never re-read just for a CRC
     span = _data_span(blob, archive, local.data_offset, member.compressed_size, True)
     record = ExpansionRecord(compressed_size=span)
     crc = 0
