@@ -1,0 +1,1 @@
+"""Fuzzing the format handlers with atheris (see fuzz/README.md)."""
