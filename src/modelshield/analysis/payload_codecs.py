@@ -24,8 +24,15 @@ _CODEC_SCHEMES = {
 }  # fmt: skip
 
 
+class CorruptPayload(ValueError):
+    """The data does not decode; the real call raises too, so nothing further runs on its output."""
+
+
 def _bounded_decompress(decompressor: object, data: bytes, limit: int) -> bytes:
-    out = decompressor.decompress(data, limit + 1)  # type: ignore[attr-defined]
+    try:
+        out = decompressor.decompress(data, limit + 1)  # type: ignore[attr-defined]
+    except (zlib.error, lzma.LZMAError) as exc:  # neither is a ValueError; bz2 raises OSError
+        raise CorruptPayload(str(exc)) from exc
     if len(out) > limit:
         raise PayloadTooLarge(f"expands past {limit} bytes")
     return bytes(out)

@@ -93,7 +93,12 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         yield ScanIssue("limit", "7z archive larger than the in-memory limit; not analysed", ctx.where(blob))
         return
     # py7zr only accepts real io objects; the archive is copied once, within the limit checked above.
-    with py7zr.SevenZipFile(io.BytesIO(blob.view()), mode="r") as archive:
+    try:
+        opened = py7zr.SevenZipFile(io.BytesIO(blob.view()), mode="r")
+    except Exception as exc:  # noqa: BLE001 - py7zr raises many exception types on hostile headers
+        yield ScanIssue("corrupt", f"7z headers could not be read: {exc!r}", ctx.where(blob))
+        return
+    with opened as archive:
         if archive.needs_password():
             yield ScanIssue(
                 "encrypted", "7z archive is encrypted; its content is not analysed", ctx.where(blob)

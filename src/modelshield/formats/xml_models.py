@@ -151,13 +151,13 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
                     if steps % TIME_CHECK_EVERY == 0:
                         ctx.check_time()
                     capture = _on_event(state, event, element, stack, capture)
-            except ET.ParseError as exc:
+            except (ET.ParseError, LookupError) as exc:  # LookupError: an encoding Python does not know
                 yield from state.events
                 yield ScanIssue("unparsed", f"XML does not parse: {exc}", Location(blob.chain))
                 return
     try:
         parser.close()
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:
         yield from state.events
         yield ScanIssue("unparsed", f"XML does not parse: {exc}", Location(blob.chain))
         return

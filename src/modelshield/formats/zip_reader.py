@@ -917,6 +917,10 @@ def zip_findings(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Iterator[
 
 def scan_zip(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     """Findings for the zip as a whole, then every member as a child blob."""
-    archive = read_zip(blob, ctx)
+    try:
+        archive = read_zip(blob, ctx)
+    except NotAZipError as exc:
+        yield ScanIssue("corrupt", f"zip structure could not be read: {exc}", ctx.where(blob))
+        return
     yield from zip_findings(blob, ctx, archive)
     yield from member_blobs(blob, ctx, archive)
