@@ -16,9 +16,10 @@ from modelshield.engine.findings import (
     Suppression,
     Verdict,
 )
+from modelshield.engine.limits import DEFAULT_LIMITS, Limits
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 from modelshield.errors import UnsafeModelError
-from modelshield.policy.loader import load_policy
+from modelshield.policy.loader import load_policy, load_policy_and_limits
 from modelshield.policy.model import Policy
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ __all__ = [
     "FileResult",
     "Finding",
     "FormatNode",
+    "Limits",
     "Location",
     "Policy",
     "ScanIssue",
@@ -48,6 +50,7 @@ __all__ = [
     "Verdict",
     "__version__",
     "load_policy",
+    "load_policy_and_limits",
     "safe_joblib_load",
     "safe_np_load",
     "safe_open",
@@ -76,16 +79,27 @@ def scan(
     *,
     compute_hash: bool = True,
     deep: bool = False,
+    limits: Limits | None = None,
+    jobs: int = 1,
+    isolate: bool = False,
 ) -> ScanResult:
     """Scan files or directories (walked recursively, identified by content) and return the result.
 
     `policy` (e.g. `load_policy("policy.toml")`) is applied to the finished result: disabled rules
     are left out, re-graded findings carry their new severity, suppressed findings are marked.
-    `deep=True` also reads float tensors for payloads hidden in their low bits (slow on large models)."""
+    `deep=True` also reads float tensors for payloads hidden in their low bits (slow on large models).
+    `limits` bounds what each file's scan may read, expand, nest and spend (default: `Limits()`; a
+    policy file's `[limits]` comes from `load_policy_and_limits`).
+    `jobs` files are scanned at once in worker processes (1: in this process); `isolate=True` scans
+    every file in a child process held to the limits' child memory, CPU and wall-clock bounds, where
+    a crash or a limit hit makes that file an error result. Files come back in the same order."""
     from modelshield.engine.scanner import ScanOptions, scan_paths
 
     if isinstance(path_or_paths, (str, os.PathLike)):
         paths: list[str | os.PathLike[str]] = [path_or_paths]
     else:
         paths = list(path_or_paths)
-    return scan_paths(paths, policy=policy, options=ScanOptions(compute_hash=compute_hash, deep=deep))
+    options = ScanOptions(
+        compute_hash=compute_hash, deep=deep, limits=limits or DEFAULT_LIMITS, jobs=jobs, isolate=isolate
+    )
+    return scan_paths(paths, policy=policy, options=options)

@@ -16,9 +16,10 @@ import click
 from modelshield import __version__
 from modelshield.cli_rules import rules_command
 from modelshield.engine.findings import Severity
+from modelshield.engine.limits import DEFAULT_LIMITS, InvalidLimit, Limits
 from modelshield.engine.result import FileResult, ScanResult
 from modelshield.errors import ModelShieldError, PolicyError, UsageError
-from modelshield.policy.loader import load_policy
+from modelshield.policy.loader import load_policy_and_limits
 from modelshield.policy.model import Policy
 from modelshield.report import REPORT_FORMATS, renderer_for
 
@@ -134,6 +135,14 @@ DEFAULT_FORMAT = "text"
     is_flag=True,
     help="Also read float tensors for payloads hidden in their low bits (reads every weight: slow).",
 )
+@click.option(
+    "--limit",
+    "limit_settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Change one scan limit, over the policy's [limits]; repeatable. Sizes and times take units: "
+    "--limit max_member_bytes=512MiB --limit max_seconds_per_file=30s. Every limit: docs/limits.md.",
+)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -144,10 +153,14 @@ def scan(
     policy_file: str | None,
     no_hash: bool,
     deep: bool,
+    limit_settings: tuple[str, ...],
 ) -> None:
     """Scan model files and directories (walked recursively); files are identified by content."""
     try:
-        policy = load_policy(policy_file) if policy_file is not None else Policy()
+        policy, limits = (
+            load_policy_and_limits(policy_file) if policy_file is not None else (Policy(), DEFAULT_LIMITS)
+        )
+        limits = _with_limit_settings(limits, limit_settings)
         if fail_on is not None:
             policy = replace(policy, fail_on=Severity(fail_on.lower()))
         threshold = policy.fail_on
@@ -156,7 +169,7 @@ def scan(
             renderer_for(name)  # a format missing its extra fails now, not after a long scan
             if target is not None:
                 _check_writable(target)
-        result = _run_scan(paths, policy, compute_hash=not no_hash, deep=deep)
+        result = _run_scan(paths, policy, compute_hash=not no_hash, deep=deep, limits=limits)
         _deliver(result, reports)
     except (UsageError, PolicyError) as exc:
         click.echo(f"modelshield: error: {exc}", err=True)
@@ -170,13 +183,34 @@ def scan(
     ctx.exit(exit_code_for(result, threshold))
 
 
-def _run_scan(paths: Sequence[str], policy: Policy, *, compute_hash: bool, deep: bool = False) -> ScanResult:
+def _with_limit_settings(limits: Limits, settings: Sequence[str]) -> Limits:
+    """`limits` changed by `--limit NAME=VALUE` settings (a later setting of a name wins)."""
+    values: dict[str, str] = {}
+    for setting in settings:
+        name, equals, value = setting.partition("=")
+        if not equals or not name.strip() or not value.strip():
+            raise UsageError(f"--limit takes NAME=VALUE (e.g. max_member_bytes=512MiB), not {setting!r}")
+        values[name.strip()] = value.strip()
+    try:
+        return limits.with_overrides(values)
+    except InvalidLimit as exc:
+        raise UsageError(f"--limit: {exc}") from None
+
+
+def _run_scan(
+    paths: Sequence[str],
+    policy: Policy,
+    *,
+    compute_hash: bool,
+    deep: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> ScanResult:
     from modelshield.engine.scanner import ScanOptions, expand_paths, scan_paths
 
     targets = list(expand_paths(paths))
     if not targets:
         click.echo("modelshield: warning: no files found under the given paths", err=True)
-    options = ScanOptions(compute_hash=compute_hash, deep=deep)
+    options = ScanOptions(compute_hash=compute_hash, deep=deep, limits=limits)
     if not (targets and sys.stderr.isatty()):
         return scan_paths(paths, policy=policy, options=options, targets=targets)
     with _progress_bar(len(targets)) as advance:

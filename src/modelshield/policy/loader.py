@@ -1,4 +1,5 @@
-"""Reads a policy TOML file into a `Policy`, refusing anything it does not understand, with file:line."""
+"""Reads a policy TOML file into a `Policy` (and its `[limits]` table into `Limits`), refusing anything it
+does not understand, with file:line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.engine.findings import Severity
+from modelshield.engine.limits import DEFAULT_LIMITS, InvalidLimit, Limits
 from modelshield.errors import PolicyError
 from modelshield.policy.model import Policy, SuppressionRule, is_qualified_name_pattern
 
@@ -24,7 +26,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 FAIL_ON_VALUES = ("critical", "high", "medium", "low")
 SEVERITY_VALUES = tuple(s.value for s in sorted(Severity, reverse=True))
 
-_TOP_KEYS = frozenset({"fail_on", "rules", "callables", "tensorflow_ops", "hydra_targets", "suppress"})
+_TOP_KEYS = frozenset(
+    {"fail_on", "rules", "callables", "tensorflow_ops", "hydra_targets", "suppress", "limits"}
+)
 _RULES_KEYS = frozenset({"disable", "severity"})
 _LIST_KEYS = frozenset({"allow", "deny"})
 _SUPPRESS_KEYS = frozenset({"rule", "reason", "sha256", "path", "expires"})
@@ -34,7 +38,14 @@ KeyPath = tuple[str | int, ...]
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """The policy in the TOML file at `path`; any problem raises `PolicyError` naming file, line and key."""
+    """The policy in the TOML file at `path`; any problem raises `PolicyError` naming file, line and key.
+    Its `[limits]` table is validated too; `load_policy_and_limits` also returns it."""
+    return load_policy_and_limits(path)[0]
+
+
+def load_policy_and_limits(path: str | os.PathLike[str]) -> tuple[Policy, Limits]:
+    """The policy in the TOML file at `path` and the limits its `[limits]` table sets over the defaults
+    (`max_member_bytes = "512MiB"`, `max_seconds_per_file = "30s"`, …)."""
     display = os.fspath(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -46,16 +57,22 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise PolicyError(f"{display}: policy file is not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {display}: {exc.strerror or exc}") from None
-    return parse_policy(text, display)
+    return parse_policy_and_limits(text, display)
 
 
 def parse_policy(text: str, source: str) -> Policy:
     """The policy in TOML `text`; `source` names the file in errors and in each suppression's origin."""
+    return parse_policy_and_limits(text, source)[0]
+
+
+def parse_policy_and_limits(text: str, source: str) -> tuple[Policy, Limits]:
+    """The policy and the limits in TOML `text` (see `load_policy_and_limits`)."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(exc, text, source) from None
-    return _PolicyReader(document, _KeyLines(text), source).read()
+    reader = _PolicyReader(document, _KeyLines(text), source)
+    return reader.read(), reader.limits()
 
 
 def _syntax_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> PolicyError:
@@ -198,6 +215,20 @@ class _PolicyReader:
             suppressions=tuple(self.suppressions(doc)),
             source=self.source,
         )
+
+    def limits(self) -> Limits:
+        table = self.table(self.document, "limits", ())
+        values: dict[str, object] = {}
+        for name, value in table.items():
+            if isinstance(value, (dict, list)):
+                raise self.error(
+                    ("limits", name), f"must be a number or a string with a unit, not {_toml_type(value)}"
+                )
+            values[name] = value
+        try:
+            return DEFAULT_LIMITS.with_overrides(values)
+        except InvalidLimit as exc:
+            raise self.error(("limits", exc.name), str(exc)) from None
 
     def refuse_unknown(self, table: Mapping[str, Any], known: frozenset[str], at: KeyPath) -> None:
         for key in table:
