@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,6 +86,30 @@ class Policy:
                 raise ValueError(f"not a TensorFlow op name: {op!r}")
         # A read-only copy: the policy is frozen, and so must be what it holds.
         object.__setattr__(self, "severity_overrides", MappingProxyType(dict(self.severity_overrides)))
+
+    def fingerprint(self) -> str:
+        """SHA-256 of everything that shapes a scan's findings: equal for equal policies, whichever
+        file (or none) they came from, so stored results can be reused only under the same policy.
+        `fail_on` is left out: it judges findings after the scan and does not change them."""
+        document = {
+            "allowed_callables": sorted(self.allowed_callables),
+            "denied_callables": sorted(self.denied_callables),
+            "disabled_rules": sorted(self.disabled_rules),
+            "severity_overrides": {rule: sev.value for rule, sev in sorted(self.severity_overrides.items())},
+            "allowed_tensorflow_ops": sorted(self.allowed_tensorflow_ops),
+            "denied_tensorflow_ops": sorted(self.denied_tensorflow_ops),
+            "allowed_hydra_targets": sorted(self.allowed_hydra_targets),
+            "denied_hydra_targets": sorted(self.denied_hydra_targets),
+            "suppressions": sorted(
+                (
+                    [s.rule, s.reason, s.sha256, s.path, s.expires.isoformat() if s.expires else None]
+                    for s in self.suppressions
+                ),
+                key=json.dumps,
+            ),
+        }
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def is_qualified_name_pattern(name: str) -> bool:
