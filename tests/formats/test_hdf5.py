@@ -126,7 +126,7 @@ def test_cve_2024_3660_lambda_in_legacy_model_config(tmp_path: Path) -> None:
     }
     lam = next(f for f in result.findings if f.rule_id == "KERAS-LAMBDA")
     assert lam.severity is Severity.CRITICAL
-    assert "__import__, system" in lam.message
+    assert "it names __import__, os, system" in lam.message
     assert lam.location.detail is not None and "Lambda" in lam.location.detail
     assert result.verdict is Verdict.MALICIOUS
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from modelshield.analysis import pickle_effects as fx
+from modelshield.analysis.bytecode import MarshalFormatError, read_code
 from modelshield.analysis.payload_codecs import PayloadTooLarge, decode_payload
 from modelshield.analysis.pickle_values import (
     SMALL_BYTES,
@@ -1353,7 +1354,14 @@ def _py2_str(value: bytes) -> str:
 
 
 def _printable_tokens(data: bytes | memoryview, limit: int = 200) -> tuple[str, ...]:
-    """Identifier-like ASCII runs in marshalled bytes: the names and strings a code object carries."""
+    """The names and strings a marshalled code object carries; identifier-like ASCII runs when the bytes
+    are not a code object of a known layout."""
+    try:
+        code = read_code(bytes(data[: 1024 * 1024]))
+    except MarshalFormatError:
+        pass
+    else:
+        return (*code.all_names(), *code.all_strings())[:limit]
     tokens: list[str] = []
     current = bytearray()
     for byte in bytes(data[: 1024 * 1024]):

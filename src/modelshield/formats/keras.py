@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from modelshield.analysis.bytecode import MarshalFormatError, read_code
 from modelshield.analysis.callables import CallableJudge, Judgement
 from modelshield.engine.blob import Blob, BufferBlob
 from modelshield.engine.context import ScanContext
@@ -184,14 +185,24 @@ def _lambda(code: object, at: Location) -> Iterator[ScanEvent]:
             at, "Lambda layer stores code that is not valid base64", evidence=code[:120]
         )
         return
-    tokens = tuple(dict.fromkeys(t.decode() for t in _TOKEN.findall(raw[:MAX_CODE_BYTES])))
-    reached = sorted({part for token in tokens for part in token.split(".")} & ESCAPE_NAMES)
+    try:
+        code_object = read_code(raw[:MAX_CODE_BYTES])
+    except MarshalFormatError as exc:
+        # Not readable as a code object of a known layout: fall back to the identifier-like runs.
+        tokens = tuple(dict.fromkeys(t.decode() for t in _TOKEN.findall(raw[:MAX_CODE_BYTES])))
+        words = {part for token in tokens for part in token.split(".")}
+        evidence = f"unreadable code object ({exc}); text runs: {' '.join(tokens)}"
+    else:
+        names, strings = code_object.all_names(), code_object.all_strings()
+        words = set(names) | {part for text in strings for part in text.split(".")}
+        evidence = f"names: {', '.join(names) or '-'}; strings: {', '.join(map(repr, strings)) or '-'}"
+    reached = sorted(words & ESCAPE_NAMES)
     severity = rules.KERAS_LAMBDA.severity if not reached else rules.KERAS_DANGEROUS_OBJECT.severity
     what = f"; it names {', '.join(reached)}" if reached else ""
     yield rules.KERAS_LAMBDA.at(
         at,
         f"Lambda layer holds {len(raw)} bytes of marshalled Python bytecode run at call time{what}",
-        evidence=" ".join(tokens)[:EVIDENCE_CHARS],
+        evidence=evidence[:EVIDENCE_CHARS],
         severity=severity,
     )
 
