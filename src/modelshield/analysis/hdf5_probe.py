@@ -71,8 +71,11 @@ def _attribute_bytes(value: Any) -> bytes | None:
     return None
 
 
-class Probe:
-    """The walk's bounded state and its plain-data report."""
+class Report:
+    """The plain-data report and the bounds on building it; shared with the in-process reader
+    (`formats/hdf5_structure.py`), which builds the same report for the files it understands."""
+
+    max_reported = MAX_REPORTED
 
     def __init__(self) -> None:
         self.report: dict[str, Any] = {
@@ -96,6 +99,48 @@ class Probe:
         elif key not in self.report["truncated"]:
             self.report["truncated"].append(key)
 
+    def count_object(self) -> bool:
+        """Count one more object; False (and the report says so) once there are too many."""
+        self.objects += 1
+        if self.objects > MAX_OBJECTS:
+            self.report["truncated"].append(f"more than {MAX_OBJECTS} objects")
+            return False
+        return True
+
+    def count_attribute(self) -> bool:
+        """Count one more attribute; False (and the report says so) once there are too many."""
+        self.attributes += 1
+        if self.attributes > MAX_ATTRIBUTES:
+            if f"more than {MAX_ATTRIBUTES} attributes" not in self.report["truncated"]:
+                self.report["truncated"].append(f"more than {MAX_ATTRIBUTES} attributes")
+            return False
+        return True
+
+    def attribute(self, path: str, name: str, data: bytes, *, root: bool) -> None:
+        """Judge one attribute's bytes: Keras' root attributes are kept as text, others checked for code."""
+        if root and name in KERAS_ATTRIBUTES:
+            if len(data) > MAX_KERAS_TEXT:
+                self.add("truncated", f"attribute {name}: larger than {MAX_KERAS_TEXT} bytes")
+            else:
+                self.report["keras"][name] = _text(data)
+            return
+        reasons = code_reasons(data[:MAX_ATTRIBUTE_BYTES])
+        if reasons:
+            self.add(
+                "code_attributes",
+                {
+                    "path": path,
+                    "name": str(name)[:200],
+                    "size": len(data),
+                    "reasons": reasons,
+                    "sample": data[:SAMPLE_CHARS].decode("latin-1"),
+                },
+            )
+
+
+class Probe(Report):
+    """The h5py walk, bounded, feeding the report."""
+
     def walk(self, path: str) -> None:
         import h5py  # type: ignore[import-untyped]
 
@@ -110,9 +155,7 @@ class Probe:
                     self.add("truncated", f"depth {MAX_DEPTH} at {where}")
                     continue
                 for name in group:
-                    self.objects += 1
-                    if self.objects > MAX_OBJECTS:
-                        self.report["truncated"].append(f"more than {MAX_OBJECTS} objects")
+                    if not self.count_object():
                         return
                     child_path = f"{where.rstrip('/')}/{name}"
                     child = self.visit_link(group, name, child_path)
@@ -174,10 +217,7 @@ class Probe:
             self.add("problems", f"{path} attributes: {exc}"[:300])
             return
         for name in names:
-            self.attributes += 1
-            if self.attributes > MAX_ATTRIBUTES:
-                if f"more than {MAX_ATTRIBUTES} attributes" not in self.report["truncated"]:
-                    self.report["truncated"].append(f"more than {MAX_ATTRIBUTES} attributes")
+            if not self.count_attribute():
                 return
             try:
                 attribute = obj.attrs.get_id(name)
@@ -191,26 +231,8 @@ class Probe:
             except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
                 self.add("problems", f"{path} attribute {name}: {exc}"[:300])
                 continue
-            if data is None:
-                continue
-            if root and name in KERAS_ATTRIBUTES:
-                if len(data) > MAX_KERAS_TEXT:
-                    self.add("truncated", f"attribute {name}: larger than {MAX_KERAS_TEXT} bytes")
-                else:
-                    self.report["keras"][name] = _text(data)
-                continue
-            reasons = code_reasons(data[:MAX_ATTRIBUTE_BYTES])
-            if reasons:
-                self.add(
-                    "code_attributes",
-                    {
-                        "path": path,
-                        "name": str(name)[:200],
-                        "size": len(data),
-                        "reasons": reasons,
-                        "sample": data[:SAMPLE_CHARS].decode("latin-1"),
-                    },
-                )
+            if data is not None:
+                self.attribute(path, str(name), data, root=root)
 
 
 def _name(value: object) -> str:

@@ -1,5 +1,6 @@
-"""HDF5 files and legacy Keras `.h5` models: h5py walks the file in an isolated child process (native
-HDF5 parsing has its own CVEs); this side judges the plain data it reports and the user block."""
+"""HDF5 files and legacy Keras `.h5` models: the structures h5py writes by default are read in-process by
+`hdf5_structure`; anything else is walked by h5py in an isolated child process (native HDF5 parsing has
+its own CVEs). This side judges the plain data either reports and the user block."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.limits import MiB
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.hdf5_structure import read_report
 from modelshield.formats.keras import scan_config as scan_keras_config
 from modelshield.rules import hdf5 as rules
 
@@ -57,6 +59,10 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     offset = superblock_offset(blob) if blob.random_access else 0
     if offset:
         yield from _user_block(blob, ctx, offset)
+    report = read_report(blob, offset) if blob.random_access and offset is not None else None
+    if report is not None:
+        yield from _judge(blob, ctx, report)
+        return
     if importlib.util.find_spec("h5py") is None:
         yield _not_analysed(blob, "h5py is not installed (pip install 'modelshield[hdf5]')")
         return
