@@ -196,3 +196,41 @@ def test_benign_torch_checkpoint_is_clean_with_deep(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     torch.save(torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Conv2d(8, 8, 3)).state_dict(), path)
     assert _scan(path) == []
+
+
+def _write_gguf(path: Path, tensors: dict[str, np.ndarray], endianess: str = "little") -> Path:
+    gguf = pytest.importorskip("gguf")
+    order = gguf.GGUFEndian.BIG if endianess == "big" else gguf.GGUFEndian.LITTLE
+    writer = gguf.GGUFWriter(str(path), "llama", endianess=order)
+    for name, array in tensors.items():
+        writer.add_tensor(name, array.byteswap() if endianess == "big" else array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_elf_in_gguf_weights_is_found(tmp_path: Path) -> None:
+    hostile = embed_low_byte(normal_weights(), elf_bytes() * 32, at=500)
+    path = _write_gguf(
+        tmp_path / "model.gguf", {"blk.0.attn_q.weight": hostile, "token_embd": normal_weights(64)}
+    )
+    hits = [f for f in _scan(path) if f.rule_id == "WEIGHTS-EMBEDDED-PAYLOAD"]
+    assert [h.location.detail for h in hits] == ["tensor 'blk.0.attn_q.weight', weight 500"]
+
+
+def test_benign_gguf_is_clean_with_deep(tmp_path: Path) -> None:
+    tensors = {
+        "blk.0.ffn_up.weight": normal_weights(),
+        "blk.0.ffn_norm": normal_weights(256).astype(np.float16),
+    }
+    assert _scan(_write_gguf(tmp_path / "model.gguf", tensors)) == []
+
+
+def test_big_endian_gguf_is_not_judged_by_deep(tmp_path: Path) -> None:
+    path = _write_gguf(tmp_path / "model.gguf", {"w": normal_weights(1024)}, endianess="big")
+    result = modelshield.scan(path, compute_hash=False, deep=True)
+    assert [(i.kind, i.message) for i in result.files[0].issues] == [
+        ("deep-unsupported", "--deep reads little-endian weights only")
+    ]

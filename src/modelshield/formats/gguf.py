@@ -7,6 +7,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from modelshield.analysis import weights
 from modelshield.analysis.templates import judge_template
 from modelshield.engine.blob import Blob, BufferBlob
 from modelshield.engine.context import ScanContext
@@ -113,6 +114,7 @@ class TensorInfo:
     info_offset: int
     data_offset: int
     nbytes: int | None
+    ggml_type: int = -1
 
 
 class _Parser:
@@ -453,8 +455,25 @@ def _scan_tensor_infos(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
                     f"tensor {tensor!r}: {problem}",
                     evidence=f"dims={list(dims)} type={GGML_TYPES[ggml_type][0]}",
                 )
-        tensors.append(TensorInfo(tensor, info_at, data_offset, nbytes))
+        tensors.append(TensorInfo(tensor, info_at, data_offset, nbytes, ggml_type))
     state.tensors = tensors
+
+
+def _deep_weights(p: _Parser, tensors: list[TensorInfo], data_start: int) -> Iterator[ScanEvent]:
+    """`--deep`: the low bits of every float tensor that lies inside the file (ggml float types carry
+    the file's byte order; a big-endian file is not analysed and says so)."""
+    floats = [
+        weights.FloatTensor(t.name, GGML_TYPES[t.ggml_type][0], data_start + t.data_offset, t.nbytes)
+        for t in tensors
+        if t.ggml_type in GGML_TYPES
+        and GGML_TYPES[t.ggml_type][0] in weights.FLOAT_WIDTHS
+        and t.nbytes
+        and data_start + t.data_offset + t.nbytes <= p.size
+    ]
+    if floats and p.order != "<":
+        yield ScanIssue("deep-unsupported", "--deep reads little-endian weights only", p.where(data_start))
+        return
+    yield from weights.scan_tensors(p.blob, p.ctx, floats)
 
 
 def _tensor_size(dims: tuple[int, ...], ggml_type: int) -> tuple[str | None, int | None]:
@@ -539,6 +558,8 @@ def _scan_layout(p: _Parser, state: _ScanState) -> Iterator[ScanEvent]:
             )
         if end > covered_end:
             covered_end, owner = end, tensor
+    if p.ctx.deep:
+        yield from _deep_weights(p, tensors, data_start)
     if not layout_known:
         return
     data_end = _align(covered_end, alignment) if sized else data_start
