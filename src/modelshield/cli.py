@@ -143,6 +143,25 @@ DEFAULT_FORMAT = "text"
     help="Change one scan limit, over the policy's [limits]; repeatable. Sizes and times take units: "
     "--limit max_member_bytes=512MiB --limit max_seconds_per_file=30s. Every limit: docs/limits.md.",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Files scanned at once, each in a worker process [default: the number of CPUs available]; "
+    "1 scans in this process.",
+)
+@click.option(
+    "--isolate",
+    is_flag=True,
+    help="Scan every file in a child process held to memory, CPU-time and wall-clock limits; a crash "
+    "or a limit hit makes that file an error.",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Do not use or update the hash cache (which spares an unchanged file a second hashing).",
+)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -154,6 +173,9 @@ def scan(
     no_hash: bool,
     deep: bool,
     limit_settings: tuple[str, ...],
+    jobs: int | None,
+    isolate: bool,
+    no_cache: bool,
 ) -> None:
     """Scan model files and directories (walked recursively); files are identified by content."""
     try:
@@ -169,7 +191,16 @@ def scan(
             renderer_for(name)  # a format missing its extra fails now, not after a long scan
             if target is not None:
                 _check_writable(target)
-        result = _run_scan(paths, policy, compute_hash=not no_hash, deep=deep, limits=limits)
+        result = _run_scan(
+            paths,
+            policy,
+            compute_hash=not no_hash,
+            deep=deep,
+            limits=limits,
+            jobs=jobs or available_cpus(),
+            isolate=isolate,
+            hash_cache=not no_cache,
+        )
         _deliver(result, reports)
     except (UsageError, PolicyError) as exc:
         click.echo(f"modelshield: error: {exc}", err=True)
@@ -204,17 +235,32 @@ def _run_scan(
     compute_hash: bool,
     deep: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    jobs: int = 1,
+    isolate: bool = False,
+    hash_cache: bool = True,
 ) -> ScanResult:
     from modelshield.engine.scanner import ScanOptions, expand_paths, scan_paths
 
     targets = list(expand_paths(paths))
     if not targets:
         click.echo("modelshield: warning: no files found under the given paths", err=True)
-    options = ScanOptions(compute_hash=compute_hash, deep=deep, limits=limits)
+    options = ScanOptions(
+        compute_hash=compute_hash, deep=deep, limits=limits, jobs=jobs, isolate=isolate, hash_cache=hash_cache
+    )
     if not (targets and sys.stderr.isatty()):
         return scan_paths(paths, policy=policy, options=options, targets=targets)
     with _progress_bar(len(targets)) as advance:
         return scan_paths(paths, policy=policy, options=options, targets=targets, on_file=advance)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's count, where they differ)."""
+    counter = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if counter is not None:
+        return max(1, counter() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 @contextmanager

@@ -64,6 +64,14 @@ class FileStamp:
         return f"{self.size}:{self.mtime_ns}:{self.ctime_ns}"
 
 
+@dataclass(frozen=True)
+class StampedHash:
+    """A file's SHA-256 over the whole of its content in the state `stamp`."""
+
+    stamp: FileStamp
+    sha256: str
+
+
 def default_cache_dir() -> Path:
     """`$MODELSHIELD_CACHE_DIR`, else `$XDG_CACHE_HOME/modelshield`, else `~/.cache/modelshield`."""
     explicit = os.environ.get("MODELSHIELD_CACHE_DIR")

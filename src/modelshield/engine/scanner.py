@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from modelshield.engine.blob import ByteReader, open_file_blob
+from modelshield.engine.blob import ByteReader, FileBlob, open_file_blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.dispatch import Dispatcher
 from modelshield.engine.findings import Location, ScanIssue
+from modelshield.engine.hash_cache import FileStamp, HashCache, StampedHash
 from modelshield.engine.limits import DEFAULT_LIMITS, Limits
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 from modelshield.errors import UsageError
+from modelshield.formats.base import FormatHandler
 from modelshield.policy.apply import apply_policy
 from modelshield.policy.model import Policy
 
@@ -33,6 +38,20 @@ class ScanOptions:
     limits: Limits = DEFAULT_LIMITS
     deep: bool = False
     """Read tensor data for payloads hidden in weights (costly: every float tensor is read)."""
+    jobs: int = 1
+    """Files scanned at once, each in a worker process; 1 scans in this process."""
+    isolate: bool = False
+    """Scan every file in a child process held to the limits' child memory, CPU and wall-clock bounds."""
+    hash_cache: bool = True
+    """Keep files' hashes by stamp (device, inode, size, mtime, ctime): an unchanged file is hashed once."""
+    cache_dir: Path | None = None
+    """Where the hash cache lives (default: `hash_cache.default_cache_dir()`)."""
+    handlers_module: str = "modelshield.formats"
+    """The module whose HANDLERS scan each file, in this process and in workers (tests bring their own)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise UsageError(f"jobs must be a whole number of at least 1, got {self.jobs!r}")
 
 
 @dataclass(frozen=True)
@@ -119,31 +138,73 @@ class _BackgroundHash:
         return self._digest
 
 
+@dataclass(frozen=True)
+class ScannedFile:
+    """A file's result and, when this scan hashed a file that did not change while it was read, that
+    hash with the file's stamp and the wall-clock time hashing began (for the hash cache)."""
+
+    result: FileResult
+    fresh_hash: StampedHash | None = None
+    hashing_began_ns: int = 0
+
+
 def scan_file(target: FileTarget, dispatcher: Dispatcher, policy: Policy, options: ScanOptions) -> FileResult:
     """Scan one file; every failure becomes an issue of this file's result."""
+    return scan_target(target, dispatcher, policy, options).result
+
+
+def scan_target(
+    target: FileTarget,
+    dispatcher: Dispatcher,
+    policy: Policy,
+    options: ScanOptions,
+    known: StampedHash | None = None,
+) -> ScannedFile:
+    """Scan one file; `known` is its hash from the cache or a duplicate check, used only when the file
+    opened is still in exactly the stamped state (else it is hashed again)."""
     started = time.monotonic()
     if target.refusal is not None:
         issue = ScanIssue("not-scanned", target.refusal, Location((target.display,)))
-        return FileResult(target.display, 0, None, FormatNode(target.display, "not-scanned", 0), (), (issue,))
+        return ScannedFile(not_scanned(target.display, "not-scanned", issue))
+    hashing_began = time.time_ns()
     try:
-        size = target.path.stat().st_size
         with open_file_blob(target.path, target.display) as blob:
-            hasher = _BackgroundHash(blob.stream()) if options.compute_hash else None
+            opened = _stamp_of(blob)
+            reuse = known if options.compute_hash and known is not None and known.stamp == opened else None
+            hasher = _BackgroundHash(blob.stream()) if options.compute_hash and reuse is None else None
             ctx = ScanContext(limits=options.limits, policy=policy, deep=options.deep)
             scanned = dispatcher.scan(blob, ctx)
-            digest = hasher.result() if hasher else None
+            digest = reuse.sha256 if reuse is not None else hasher.result() if hasher else None
+            unchanged = hasher is not None and opened is not None and _stamp_of(blob) == opened
     except OSError as exc:
         issue = ScanIssue("io", f"cannot read: {exc.strerror or exc}", Location((target.display,)))
-        return FileResult(target.display, 0, None, FormatNode(target.display, "unreadable", 0), (), (issue,))
-    return FileResult(
+        return ScannedFile(not_scanned(target.display, "unreadable", issue))
+    result = FileResult(
         path=target.display,
-        size=size,
+        size=blob.size,
         sha256=digest,
         tree=scanned.tree,
         findings=tuple(scanned.findings),
         issues=tuple(scanned.issues),
         duration_seconds=round(time.monotonic() - started, 6),
     )
+    fresh = StampedHash(opened, digest) if unchanged and digest is not None and opened is not None else None
+    return ScannedFile(result, fresh, hashing_began)
+
+
+def not_scanned(display: str, node_format: str, issue: ScanIssue, size: int = 0) -> FileResult:
+    """The result of a file that could not be scanned at all."""
+    return FileResult(display, size, None, FormatNode(display, node_format, 0), (), (issue,))
+
+
+def _stamp_of(blob: FileBlob) -> FileStamp | None:
+    fd = blob.whole_file_descriptor()
+    return FileStamp.of(os.fstat(fd)) if fd is not None else None
+
+
+def load_handlers(module_name: str) -> tuple[FormatHandler, ...]:
+    """The HANDLERS tuple of the named module (`modelshield.formats` unless a test brings its own)."""
+    return tuple(importlib.import_module(module_name).HANDLERS)
 
 
 def scan_paths(
@@ -156,23 +217,24 @@ def scan_paths(
 ) -> ScanResult:
     """Scan files and directories; `on_file` is called after each file (for progress display).
 
-    The policy's callable lists act during the scan; its rule settings and suppressions are then
-    applied to the finished result, with suppression expiry judged against `today` (UTC by default).
-    `on_file` sees each file as scanned, before that pass."""
+    Files are reported in the order of `expand_paths` whatever order they finish in; `on_file` sees
+    them as they finish. The policy's callable lists act during the scan; its rule settings and
+    suppressions are then applied to the finished result, with suppression expiry judged against
+    `today` (UTC by default). `on_file` sees each file as scanned, before that pass."""
     from modelshield import __version__
-    from modelshield.formats import HANDLERS
 
     policy = policy or Policy()
     options = options or ScanOptions()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.monotonic()
-    dispatcher = Dispatcher(HANDLERS)
-    results = []
-    for target in targets if targets is not None else expand_paths(paths):
-        result = scan_file(target, dispatcher, policy, options)
-        results.append(result)
-        if on_file is not None:
-            on_file(result)
+    listed = list(targets if targets is not None else expand_paths(paths))
+    cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
+    try:
+        plan = plan_scan(listed, options, cache)
+        results = _ScanRun(listed, plan, policy, options, cache, on_file).run()
+    finally:
+        if cache is not None:
+            cache.close()
     finished = ScanResult(
         files=tuple(results),
         tool_version=__version__,
@@ -180,3 +242,183 @@ def scan_paths(
         duration_seconds=round(time.monotonic() - started, 6),
     )
     return apply_policy(finished, policy, today or datetime.now(timezone.utc).date())
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """What is known before scanning: hashes (cached, or computed because sizes collide) and which
+    files are byte-for-byte copies of an earlier one, scanned once for all."""
+
+    known: Mapping[int, StampedHash]
+    copy_of: Mapping[int, int]
+    """Index of a duplicate → index of the first file with the same content."""
+
+
+def plan_scan(targets: Sequence[FileTarget], options: ScanOptions, cache: HashCache | None) -> ScanPlan:
+    """Stamp every file, look its hash up in the cache, hash the files whose size another file shares
+    (only those can be identical) and pair every duplicate with the first file of its content."""
+    if not options.compute_hash:
+        return ScanPlan({}, {})
+    stamps: dict[int, FileStamp] = {}
+    for index, target in enumerate(targets):
+        if target.refusal is None:
+            with suppress(OSError):
+                stamp = FileStamp.of(os.stat(target.path))
+                if stamp is not None:
+                    stamps[index] = stamp
+    known: dict[int, StampedHash] = {}
+    if cache is not None:
+        for index, stamp in stamps.items():
+            digest = cache.lookup(stamp)
+            if digest is not None:
+                known[index] = StampedHash(stamp, digest)
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for index, stamp in stamps.items():
+        by_size[stamp.size].append(index)
+    shared = sorted(index for group in by_size.values() if len(group) > 1 for index in group)
+    began = time.time_ns()
+    to_hash = [index for index in shared if index not in known]
+    for index, hashed in zip(
+        to_hash, _hash_all([targets[i].path for i in to_hash], options.jobs), strict=True
+    ):
+        if hashed is not None:
+            known[index] = hashed
+            if cache is not None and hashed.stamp.settled_before(began):
+                cache.store(hashed.stamp, hashed.sha256)
+    first_with: dict[str, int] = {}
+    copy_of: dict[int, int] = {}
+    for index in shared:
+        if index in known:
+            first = first_with.setdefault(known[index].sha256, index)
+            if first != index:
+                copy_of[index] = first
+    return ScanPlan(known, copy_of)
+
+
+def _hash_all(paths: Sequence[Path], threads: int) -> Iterator[StampedHash | None]:
+    if threads <= 1 or len(paths) <= 1:
+        return map(hash_file, paths)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # hashlib and reads release the GIL: threads hash several large files at once.
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return iter(list(pool.map(hash_file, paths)))
+
+
+def hash_file(path: Path) -> StampedHash | None:
+    """The SHA-256 of the file at `path` with its stamp; None if it cannot be read or changed meanwhile."""
+    try:
+        with open(path, "rb") as fh:
+            before = FileStamp.of(os.fstat(fh.fileno()))
+            digest = hashlib.sha256()
+            while chunk := fh.read(HASH_CHUNK):
+                digest.update(chunk)
+            after = FileStamp.of(os.fstat(fh.fileno()))
+    except OSError:
+        return None
+    return StampedHash(before, digest.hexdigest()) if before is not None and before == after else None
+
+
+def as_copy(result: FileResult, display: str) -> FileResult:
+    """`result` of a file with the same content, reported for `display`: the path, the head of every
+    location chain and that name where the findings quote it are rewritten."""
+    original = result.path
+
+    def renamed(location: Location) -> Location:
+        if not location.chain or location.chain[0] != original:
+            return location
+        detail = location.detail.replace(original, display) if location.detail else location.detail
+        return replace(location, chain=(display, *location.chain[1:]), detail=detail)
+
+    def reworded(text: str) -> str:
+        return text.replace(original, display)
+
+    return replace(
+        result,
+        path=display,
+        tree=replace(result.tree, name=display),
+        findings=tuple(
+            replace(
+                f, location=renamed(f.location), message=reworded(f.message), evidence=reworded(f.evidence)
+            )
+            for f in result.findings
+        ),
+        issues=tuple(
+            replace(i, location=renamed(i.location), message=reworded(i.message)) for i in result.issues
+        ),
+        duration_seconds=0.0,
+    )
+
+
+class _ScanRun:
+    """One scan's files through the scanner, in this process or in workers, in listing order."""
+
+    def __init__(
+        self,
+        targets: list[FileTarget],
+        plan: ScanPlan,
+        policy: Policy,
+        options: ScanOptions,
+        cache: HashCache | None,
+        on_file: Callable[[FileResult], None] | None,
+    ) -> None:
+        self._targets = targets
+        self._plan = plan
+        self._policy = policy
+        self._options = options
+        self._cache = cache
+        self._on_file = on_file
+        self._results: list[FileResult | None] = [None] * len(targets)
+        self._copies: dict[int, list[int]] = defaultdict(list)
+        for copy, first in plan.copy_of.items():
+            self._copies[first].append(copy)
+
+    def run(self) -> list[FileResult]:
+        pending = [i for i in range(len(self._targets)) if i not in self._plan.copy_of]
+        while pending:
+            pending = self._scan(pending)  # copies whose original changed under the scan come back
+        return [result for result in self._results if result is not None]
+
+    def _scan(self, indexes: list[int]) -> list[int]:
+        refused = [i for i in indexes if self._targets[i].refusal is not None]
+        scannable = [i for i in indexes if self._targets[i].refusal is None]
+        leftovers: list[int] = []
+        dispatcher: Dispatcher | None = None
+        in_workers = self._options.isolate or (self._options.jobs > 1 and len(scannable) > 1)
+        for index in refused if in_workers else indexes:
+            dispatcher = dispatcher or Dispatcher(load_handlers(self._options.handlers_module))
+            known = self._plan.known.get(index)
+            leftovers += self._finish(
+                index, scan_target(self._targets[index], dispatcher, self._policy, self._options, known)
+            )
+        if in_workers and scannable:
+            from modelshield.engine.workers import WorkerPool
+
+            tasks = [(self._targets[i], self._plan.known.get(i)) for i in scannable]
+            with WorkerPool(min(self._options.jobs, len(tasks)), self._options, self._policy) as pool:
+                for position, scanned in pool.scan(tasks):
+                    leftovers += self._finish(scannable[position], scanned)
+        return leftovers
+
+    def _finish(self, index: int, scanned: ScannedFile) -> list[int]:
+        result = scanned.result
+        self._record(index, result)
+        fresh = scanned.fresh_hash
+        if (
+            fresh is not None
+            and self._cache is not None
+            and fresh.stamp.settled_before(scanned.hashing_began_ns)
+        ):
+            self._cache.store(fresh.stamp, fresh.sha256)
+        leftovers = []
+        for copy in self._copies.pop(index, ()):
+            if result.sha256 is not None and result.sha256 == self._plan.known[copy].sha256:
+                self._record(copy, as_copy(result, self._targets[copy].display))
+            else:
+                leftovers.append(copy)
+        return leftovers
+
+    def _record(self, index: int, result: FileResult) -> None:
+        self._results[index] = result
+        if self._on_file is not None:
+            self._on_file(result)

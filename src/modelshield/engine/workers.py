@@ -1,0 +1,420 @@
+"""Worker processes that scan files in parallel or in isolation. Tasks and results cross a pipe as
+JSON text (the parent never unpickles what a worker sends); a worker that crashes, hangs or hits a
+limit costs only the file it was scanning, which gets an error result, and is replaced.
+
+Each worker is a fresh `python -I` (fork and exec, safe while the parent runs hashing threads) that
+scans one file at a time: that is what pins a crash on one file (a ProcessPoolExecutor breaks as a
+whole and cannot say which task killed it) and lets the parent hold each file to a wall clock.
+multiprocessing's spawn and forkserver were not used: both re-run the caller's `__main__` in every
+worker, which a library must not do to a script that imports it; the cost they would save is a
+replacement worker's start-up (about 0.3 s of imports), paid only after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from modelshield.engine.dispatch import Dispatcher
+from modelshield.engine.findings import Location, ScanIssue
+from modelshield.engine.hash_cache import FileStamp, StampedHash
+from modelshield.engine.limits import Limits, MiB
+from modelshield.engine.result_codec import ResultDecodeError, decode_file_result, encode_file_result
+from modelshield.engine.scanner import (
+    FileTarget,
+    ScannedFile,
+    ScanOptions,
+    load_handlers,
+    not_scanned,
+    scan_target,
+)
+from modelshield.policy.model import Policy
+
+_WORKER_COMMAND = "from modelshield.engine.workers import worker_main; worker_main()"
+_FRAME_HEADER = struct.Struct(">Q")
+_REPLY_KEYS = frozenset({"result", "fresh_hash", "hashing_began_ns", "out_of_memory"})
+MAX_REPLY_BYTES = 64 * MiB
+CLOSE_GRACE_SECONDS = 2.0
+EXIT_OUT_OF_MEMORY = 86
+"""Exit status of a worker that ran out of memory (under --isolate: reached child_memory_bytes)."""
+
+POST_SCAN_POLICY_FIELDS = frozenset({"fail_on", "severity_overrides", "suppressions", "source"})
+"""Policy fields applied by the parent to the finished result; workers need only the others."""
+
+
+def policy_scan_data(policy: Policy) -> dict[str, list[str]]:
+    """The parts of `policy` that act during a scan, as plain data for a worker."""
+    data: dict[str, list[str]] = {}
+    for part in fields(Policy):
+        if part.name in POST_SCAN_POLICY_FIELDS:
+            continue
+        value = getattr(policy, part.name)
+        if not isinstance(value, frozenset) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"Policy.{part.name} is not a set of names: teach workers.py how to send it")
+        data[part.name] = sorted(value)
+    return data
+
+
+def worker_setup(options: ScanOptions, policy: Policy) -> str:
+    """What every worker is started with, as JSON text."""
+    return json.dumps(
+        {
+            "compute_hash": options.compute_hash,
+            "deep": options.deep,
+            "isolate": options.isolate,
+            "limits": asdict(options.limits),
+            "handlers_module": options.handlers_module,
+            "sys_path": [entry for entry in sys.path if entry],
+            "policy": policy_scan_data(policy),
+        }
+    )
+
+
+def _encode_stamped(stamped: StampedHash | None) -> dict[str, Any] | None:
+    if stamped is None:
+        return None
+    return {"stamp": list(asdict(stamped.stamp).values()), "sha256": stamped.sha256}
+
+
+def _decode_stamped(data: object) -> StampedHash | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or data.keys() != {"stamp", "sha256"}:
+        raise ResultDecodeError("a stamped hash is not an object of stamp and sha256")
+    stamp, digest = data["stamp"], data["sha256"]
+    if (
+        not isinstance(stamp, list)
+        or len(stamp) != len(fields(FileStamp))
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in stamp)
+    ):
+        raise ResultDecodeError("a file stamp is not a list of five integers")
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ResultDecodeError("sha256 is not lowercase hex of 64 digits")
+    return StampedHash(FileStamp(*stamp), digest)
+
+
+def worker_main() -> None:
+    """A worker's life (`python -I -c` runs it): read its setup, set its limits, then scan one file per
+    task until the parent closes the task pipe. Arguments: the task and reply descriptors."""
+    import resource
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a scan is interrupted
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    task_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
+    setup = json.loads(_read_frame(task_fd) or b"null")
+    sys.path[:] = setup["sys_path"]
+    limits = Limits(**setup["limits"])
+    isolate = bool(setup["isolate"])
+    options = ScanOptions(
+        compute_hash=setup["compute_hash"],
+        deep=setup["deep"],
+        limits=limits,
+        hash_cache=False,
+        handlers_module=setup["handlers_module"],
+    )
+    scan_parts: dict[str, Any] = {name: frozenset(values) for name, values in setup["policy"].items()}
+    policy = Policy(**scan_parts)
+    dispatcher = Dispatcher(load_handlers(options.handlers_module))
+    if isolate:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.child_memory_bytes, limits.child_memory_bytes))
+    while (frame := _read_frame(task_fd)) is not None:
+        task = json.loads(frame)
+        if isolate:
+            _limit_cpu_from_now(limits.child_cpu_seconds)
+        target = FileTarget(Path(task["path"]), task["display"])
+        try:
+            scanned = scan_target(target, dispatcher, policy, options, _decode_stamped(task["known"]))
+            exhausted = any("MemoryError" in issue.message for issue in scanned.result.issues)
+            reply = {
+                "result": encode_file_result(scanned.result),
+                "fresh_hash": _encode_stamped(scanned.fresh_hash),
+                "hashing_began_ns": scanned.hashing_began_ns,
+                "out_of_memory": exhausted,
+            }
+            _write_frame(reply_fd, json.dumps(reply).encode("utf-8"))
+        except MemoryError:
+            os._exit(EXIT_OUT_OF_MEMORY)
+        if exhausted:
+            os._exit(EXIT_OUT_OF_MEMORY)  # what is left of this heap is not worth trusting with the next file
+
+
+def _read_frame(fd: int) -> bytes | None:
+    """One length-prefixed message from a blocking descriptor; None at the end of the stream."""
+    header = _read_exactly(fd, _FRAME_HEADER.size)
+    if header is None:
+        return None
+    return _read_exactly(fd, _FRAME_HEADER.unpack(header)[0])
+
+
+def _read_exactly(fd: int, n: int) -> bytes | None:
+    chunks = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 * MiB))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    data = memoryview(_FRAME_HEADER.pack(len(payload)) + payload)
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _limit_cpu_from_now(seconds: int) -> None:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime) + seconds
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    # The soft limit moves on with each file (CPU time adds up over a worker's life); the parent's
+    # wall clock bounds a worker that would raise it again.
+    resource.setrlimit(
+        resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
+    )
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    tasks: int
+    """Descriptor the parent writes tasks to."""
+    replies: int
+    """Descriptor (non-blocking) the parent reads replies from."""
+    received: bytearray = field(default_factory=bytearray)
+    position: int | None = None
+    """Which task it is scanning, if any."""
+    deadline: float = math.inf
+
+
+@dataclass(frozen=True)
+class _Failure:
+    kind: str
+    what: str
+
+
+class WorkerPool:
+    """Up to `size` worker processes scanning the files of `scan`, one file per worker at a time.
+
+    The first `size` workers start at once (their start-up overlaps the parent's own work);
+    replacements for workers that died start when a task needs them."""
+
+    def __init__(self, size: int, options: ScanOptions, policy: Policy) -> None:
+        self._size = max(1, size)
+        self._setup = worker_setup(options, policy).encode("utf-8")
+        self._limits = options.limits
+        self._isolate = options.isolate
+        self._workers: list[_Worker] = []
+        self._selector = selectors.DefaultSelector()
+        for _ in range(self._size):
+            self._start()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def scan(
+        self, tasks: Sequence[tuple[FileTarget, StampedHash | None]]
+    ) -> Iterator[tuple[int, ScannedFile]]:
+        """(position in `tasks`, its outcome) for every task, in the order they finish."""
+        queue = deque(range(len(tasks)))
+        while queue or any(w.position is not None for w in self._workers):
+            while queue and (worker := self._idle_worker()) is not None:
+                position = queue.popleft()
+                failure = self._assign(worker, position, tasks[position])
+                if failure is not None:
+                    yield position, self._failed(tasks[position][0], failure)
+            yield from self._collect(tasks)
+
+    def close(self) -> None:
+        """Stop every worker: idle ones see their task pipe close, busy ones are killed."""
+        for worker in list(self._workers):
+            if worker.position is not None:
+                worker.process.kill()
+            self._retire(worker)
+        self._selector.close()
+
+    def _start(self) -> _Worker:
+        task_read, task_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        try:
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+                [sys.executable, "-I", "-c", _WORKER_COMMAND, str(task_read), str(reply_write)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(task_read, reply_write),
+                close_fds=True,
+            )
+        except BaseException:
+            for fd in (task_write, reply_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(task_read)
+            os.close(reply_write)
+        os.set_blocking(reply_read, False)
+        worker = _Worker(process, task_write, reply_read)
+        self._workers.append(worker)
+        self._selector.register(reply_read, selectors.EVENT_READ, worker)
+        try:
+            _write_frame(task_write, self._setup)
+        except OSError:
+            pass  # it died already: the first task finds out how
+        return worker
+
+    def _idle_worker(self) -> _Worker | None:
+        for worker in self._workers:
+            if worker.position is None:
+                return worker
+        return self._start() if len(self._workers) < self._size else None
+
+    def _assign(
+        self, worker: _Worker, position: int, task: tuple[FileTarget, StampedHash | None]
+    ) -> _Failure | None:
+        target, known = task
+        message = {"path": os.fspath(target.path), "display": target.display, "known": _encode_stamped(known)}
+        worker.position = position
+        worker.deadline = time.monotonic() + self._limits.child_wall_seconds
+        try:
+            _write_frame(worker.tasks, json.dumps(message).encode("utf-8"))
+        except OSError:
+            return self._retire(worker)
+        return None
+
+    def _collect(
+        self, tasks: Sequence[tuple[FileTarget, StampedHash | None]]
+    ) -> Iterator[tuple[int, ScannedFile]]:
+        busy = [w for w in self._workers if w.position is not None]
+        if not busy:
+            return
+        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+        for key, _ in self._selector.select(timeout):
+            worker = key.data
+            if worker.position is not None:
+                outcome = self._read(worker, tasks[worker.position][0])
+                if outcome is not None:
+                    yield outcome
+        now = time.monotonic()
+        for worker in busy:
+            if worker.position is not None and worker in self._workers and now >= worker.deadline:
+                position = worker.position
+                worker.process.kill()
+                self._retire(worker)
+                seconds = self._limits.child_wall_seconds
+                failure = _Failure("isolation", f"gave no result within {seconds:g} s (child_wall_seconds)")
+                yield position, self._failed(tasks[position][0], failure)
+
+    def _read(self, worker: _Worker, target: FileTarget) -> tuple[int, ScannedFile] | None:
+        position = worker.position
+        assert position is not None
+        try:
+            chunk = os.read(worker.replies, 4 * MiB)
+        except BlockingIOError:
+            return None
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return position, self._failed(target, self._retire(worker))
+        worker.received += chunk
+        if len(worker.received) < _FRAME_HEADER.size:
+            return None
+        length = _FRAME_HEADER.unpack_from(worker.received)[0]
+        if length > MAX_REPLY_BYTES:
+            worker.process.kill()
+            self._retire(worker)
+            return position, self._failed(target, _Failure("crash", f"sent a reply of {length} bytes"))
+        if len(worker.received) < _FRAME_HEADER.size + length:
+            return None
+        frame = bytes(worker.received[_FRAME_HEADER.size : _FRAME_HEADER.size + length])
+        del worker.received[: _FRAME_HEADER.size + length]
+        return position, self._receive(worker, target, frame)
+
+    def _receive(self, worker: _Worker, target: FileTarget, frame: bytes) -> ScannedFile:
+        try:
+            reply = json.loads(frame)
+            if not isinstance(reply, dict) or reply.keys() != _REPLY_KEYS:
+                raise ResultDecodeError(f"the reply is not an object of {sorted(_REPLY_KEYS)}")
+            result = decode_file_result(reply["result"])
+            fresh = _decode_stamped(reply["fresh_hash"])
+            began = reply["hashing_began_ns"]
+            if isinstance(began, bool) or not isinstance(began, int):
+                raise ResultDecodeError("hashing_began_ns is not an integer")
+            if result.path != target.display:
+                raise ResultDecodeError("the result is another file's")
+        except (ValueError, RecursionError) as exc:  # ResultDecodeError is a ValueError
+            worker.process.kill()
+            self._retire(worker)
+            return self._failed(target, _Failure("crash", f"sent a malformed result ({str(exc)[:200]})"))
+        worker.position = None
+        if reply["out_of_memory"] is True:
+            self._retire(worker)  # it exits by itself; a fresh one takes its place
+            issue = _issue(target, _Failure("isolation", self._out_of_memory()))
+            return ScannedFile(replace(result, issues=(*result.issues, issue)))
+        return ScannedFile(result, fresh, began)
+
+    def _retire(self, worker: _Worker) -> _Failure:
+        """Remove a worker that died or is being stopped, and say how it ended."""
+        self._selector.unregister(worker.replies)
+        os.close(worker.tasks)  # an idle worker reads the end of its tasks and exits
+        os.close(worker.replies)
+        try:
+            code = worker.process.wait(CLOSE_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            code = worker.process.wait()
+        self._workers.remove(worker)
+        return self._ending(code)
+
+    def _ending(self, code: int | None) -> _Failure:
+        if code == EXIT_OUT_OF_MEMORY:
+            return _Failure("isolation", self._out_of_memory())
+        if code is not None and code < 0:
+            number = -code
+            if number == signal.SIGXCPU and self._isolate:
+                return _Failure(
+                    "isolation",
+                    f"used its {self._limits.child_cpu_seconds} s of CPU time (child_cpu_seconds)",
+                )
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = "unknown signal"
+            return _Failure("crash", f"was killed by signal {number} ({name})")
+        return _Failure("crash", f"exited with status {code}")
+
+    def _out_of_memory(self) -> str:
+        if self._isolate:
+            return f"ran out of its {self._limits.child_memory_bytes} bytes of memory (child_memory_bytes)"
+        return "ran out of memory"
+
+    def _failed(self, target: FileTarget, failure: _Failure) -> ScannedFile:
+        issue = _issue(target, failure)
+        size = 0
+        with suppress(OSError):
+            size = os.stat(target.path).st_size
+        return ScannedFile(not_scanned(target.display, "not-scanned", issue, size))
+
+
+def _issue(target: FileTarget, failure: _Failure) -> ScanIssue:
+    message = (
+        f"the worker process scanning this file {failure.what}; the file may be crafted to crash or "
+        "exhaust the scanner and was not fully scanned"
+    )
+    return ScanIssue(failure.kind, message, Location((target.display,)))
