@@ -234,3 +234,30 @@ def test_big_endian_gguf_is_not_judged_by_deep(tmp_path: Path) -> None:
     assert [(i.kind, i.message) for i in result.files[0].issues] == [
         ("deep-unsupported", "--deep reads little-endian weights only")
     ]
+
+
+def _write_onnx(path: Path, initializers: dict[str, np.ndarray]) -> Path:
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(array, name) for name, array in initializers.items()]
+    first = next(iter(initializers))
+    node = helper.make_node("Identity", [first], ["out"])
+    out = helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, list(initializers[first].shape))
+    graph = helper.make_graph([node], "g", [], [out], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_elf_in_onnx_initializer_is_found(tmp_path: Path) -> None:
+    hostile = embed_low_byte(normal_weights(), elf_bytes() * 32, at=321)
+    path = _write_onnx(tmp_path / "model.onnx", {"fc.weight": hostile, "fc.bias": normal_weights(64)})
+    hits = [f for f in _scan(path) if f.rule_id == "WEIGHTS-EMBEDDED-PAYLOAD"]
+    assert [h.location.detail for h in hits] == ["tensor 'fc.weight', weight 321"]
+
+
+def test_benign_onnx_is_clean_with_deep(tmp_path: Path) -> None:
+    tensors = {"fc.weight": normal_weights(), "fc.half": normal_weights(512).astype(np.float16)}
+    assert _scan(_write_onnx(tmp_path / "model.onnx", tensors)) == []

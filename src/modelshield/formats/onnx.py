@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from modelshield.analysis import weights
 from modelshield.analysis.protobuf import LEN, VARINT, ProtobufError, WireField, WireReader, signed64
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
@@ -76,6 +77,8 @@ DTYPE_BITS: dict[int, int] = {
     15: 128, 16: 16, 17: 8, 18: 8, 19: 8, 20: 8, 21: 4, 22: 4, 23: 4, 24: 8, 25: 2, 26: 2, 27: 6, 28: 6,
 }  # fmt: skip
 EXTERNAL = 1
+FLOAT_DTYPES = {1: "F32", 10: "F16", 16: "BF16"}
+"""ONNX TensorProto data types that `--deep` analyses, in the weight analysis' spelling."""
 
 # Field numbers of onnx.proto.
 MODEL_IR_VERSION, MODEL_GRAPH, MODEL_OPSET, MODEL_TRAINING, MODEL_FUNCTIONS = 1, 7, 8, 20, 25
@@ -199,6 +202,9 @@ class _Walk:
     external: dict[str, tuple[Location, int]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     reported: dict[str, int] = field(default_factory=dict)
+    deep: bool = False
+    floats: list[weights.FloatTensor] = field(default_factory=list)
+    """With `--deep`: the float tensors stored inline (raw_data), for the weight analysis."""
 
     def where(self, offset: int, detail: str) -> Location:
         return Location(self.blob.chain, offset=offset, detail=detail)
@@ -211,7 +217,7 @@ class _Walk:
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     reader = WireReader(blob, max_depth=ctx.limits.max_protobuf_depth, tick=ctx.check_time)
-    walk = _Walk(blob, reader)
+    walk = _Walk(blob, reader, deep=ctx.deep)
     issue: ScanIssue | None = None
     try:
         _walk_model(walk)
@@ -236,6 +242,8 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
             f"{count} tensor(s) are read from the external file {location_text!r} when the model is loaded",
             evidence=location_text,
         )
+    if walk.floats:
+        yield from weights.scan_tensors(blob, ctx, walk.floats)
     if issue is not None:
         yield issue
 
@@ -414,6 +422,8 @@ def _check_tensor(walk: _Walk, tensor: WireField, depth: int, label: str) -> Non
             f"{t.data_type} need {expected}",
             evidence=f"dims={t.dims} data_type={t.data_type} raw_data={t.raw.length}",
         )
+    elif walk.deep and t.raw is not None and t.raw.length == expected and t.data_type in FLOAT_DTYPES:
+        walk.floats.append(weights.FloatTensor(detail, FLOAT_DTYPES[t.data_type], t.raw.value, t.raw.length))
     elif t.raw is None and expected is not None and expected > walk.reader.size:
         walk.report(
             rules.TENSOR_SIZE,
