@@ -43,7 +43,12 @@ from modelshield.engine.scanner import (
 )
 from modelshield.policy.model import Policy
 
-_WORKER_COMMAND = "from modelshield.engine.workers import worker_main; worker_main()"
+_WORKER_COMMAND = (
+    # The parent's import path comes first: the worker must run the very modelshield the parent runs
+    # (an install, a checkout on PYTHONPATH, which -I would otherwise ignore, or a test's own modules).
+    "import json, sys; sys.path[:] = json.loads(sys.argv[3]); "
+    "from modelshield.engine.workers import worker_main; worker_main()"
+)
 _FRAME_HEADER = struct.Struct(">Q")
 _REPLY_KEYS = frozenset({"result", "fresh_hash", "hashing_began_ns", "out_of_memory"})
 MAX_REPLY_BYTES = 64 * MiB
@@ -77,7 +82,6 @@ def worker_setup(options: ScanOptions, policy: Policy) -> str:
             "isolate": options.isolate,
             "limits": asdict(options.limits),
             "handlers_module": options.handlers_module,
-            "sys_path": [entry for entry in sys.path if entry],
             "policy": policy_scan_data(policy),
         }
     )
@@ -108,14 +112,14 @@ def _decode_stamped(data: object) -> StampedHash | None:
 
 def worker_main() -> None:
     """A worker's life (`python -I -c` runs it): read its setup, set its limits, then scan one file per
-    task until the parent closes the task pipe. Arguments: the task and reply descriptors."""
+    task until the parent closes the task pipe. Arguments: the task and reply descriptors (and the
+    import path, already applied by the command)."""
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a scan is interrupted
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     task_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
     setup = json.loads(_read_frame(task_fd) or b"null")
-    sys.path[:] = setup["sys_path"]
     limits = Limits(**setup["limits"])
     isolate = bool(setup["isolate"])
     options = ScanOptions(
@@ -217,6 +221,7 @@ class WorkerPool:
     def __init__(self, size: int, options: ScanOptions, policy: Policy) -> None:
         self._size = max(1, size)
         self._setup = worker_setup(options, policy).encode("utf-8")
+        self._path = json.dumps([os.path.abspath(entry) for entry in sys.path if entry])
         self._limits = options.limits
         self._isolate = options.isolate
         self._workers: list[_Worker] = []
@@ -256,7 +261,7 @@ class WorkerPool:
         reply_read, reply_write = os.pipe()
         try:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-                [sys.executable, "-I", "-c", _WORKER_COMMAND, str(task_read), str(reply_write)],
+                [sys.executable, "-I", "-c", _WORKER_COMMAND, str(task_read), str(reply_write), self._path],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 pass_fds=(task_read, reply_write),
