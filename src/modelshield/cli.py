@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from modelshield import __version__
+from modelshield.cli_inventory import gate_command, inventory_group
 from modelshield.cli_rules import rules_command
 from modelshield.engine.findings import Severity
 from modelshield.engine.limits import DEFAULT_LIMITS, InvalidLimit, Limits
@@ -400,6 +401,8 @@ def _current_umask() -> int:
 
 
 cli.add_command(rules_command)
+cli.add_command(inventory_group)
+cli.add_command(gate_command)
 
 
 def main() -> None:
