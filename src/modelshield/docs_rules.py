@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
 
@@ -99,21 +99,39 @@ def _registry() -> RuleRegistry:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the page (default docs/rules.md); with --check, exit 1 if the file on disk is out of date."""
-    parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__)
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, help="default: %(default)s")
+    return generated_page_main(
+        argv,
+        DEFAULT_PATH,
+        REGENERATE,
+        __doc__,
+        lambda: (render_rules_markdown(_registry()), f"{len(_registry())} rules"),
+    )
+
+
+def generated_page_main(
+    argv: Sequence[str] | None,
+    default_path: Path,
+    regenerate: str,
+    description: str | None,
+    render: Callable[[], tuple[str, str]],
+) -> int:
+    """The command line of a generated docs page: write it, or with --check exit 1 when the file on
+    disk differs. `render` returns the page and what it counts ("42 rules")."""
+    parser = argparse.ArgumentParser(prog=regenerate, description=description)
+    parser.add_argument("path", nargs="?", type=Path, default=default_path, help="default: %(default)s")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when out of date")
     args = parser.parse_args(argv)
-    text = render_rules_markdown(_registry())
+    text, counted = render()
     path: Path = args.path
     if args.check:
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
-            print(f"{path} is out of date; regenerate it with `{REGENERATE}`", file=sys.stderr)
+            print(f"{path} is out of date; regenerate it with `{regenerate}`", file=sys.stderr)
             return 1
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    print(f"wrote {path} ({len(_registry())} rules)", file=sys.stderr)
+    print(f"wrote {path} ({counted})", file=sys.stderr)
     return 0
 
 

@@ -56,11 +56,14 @@ class Limits:
     max_materialized_bytes: int = 512 * MiB
     """Bytes of a decompressed member held in memory at once when a handler needs it whole."""
     max_pickle_opcodes: int = 20_000_000
-    """Opcodes the symbolic pickle machine runs in one pickle."""
+    """Opcodes the symbolic pickle machine runs in one pickle; the calls and imports found before it
+    are still reported."""
     max_pickle_memo_entries: int = 2_000_000
-    """Entries of one pickle's memo."""
+    """Entries of one pickle's memo (values kept for reuse by index); past it, the pickle is not
+    followed further."""
     max_pickle_string_bytes: int = 4 * GiB
-    """Declared length of one string or bytes argument in a pickle."""
+    """Declared length of one string or bytes argument in a pickle; a longer declaration stops the
+    pickle before anything is copied."""
     max_pickles_per_stream: int = 64
     """Pickles read one after another from a single stream (torch legacy files hold several)."""
     max_nested_payload_bytes: int = 64 * MiB
@@ -161,12 +164,13 @@ _VALUE = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9_]+)?)\s*([A-Za-z]*)\s*$")
 
 
 def limit_unit(name: str) -> LimitUnit:
-    """What a limit measures, from its name: sizes end in `_bytes`, times mention seconds."""
-    if name.endswith("_bytes"):
+    """What a limit measures, from the words of its name: sizes say bytes, times say seconds."""
+    words = name.split("_")
+    if "bytes" in words:
         return "bytes"
-    if "seconds" in name:
+    if "seconds" in words:
         return "seconds"
-    if name.endswith("_ratio"):
+    if "ratio" in words:
         return "ratio"
     return "count"
 
