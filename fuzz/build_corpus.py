@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fuzz.harness import MAX_INPUT_BYTES, handler_names  # noqa: E402
+from fuzz.harness import ALL, MAX_INPUT_BYTES, handler_names  # noqa: E402
 from modelshield.engine.blob import Blob, open_file_blob  # noqa: E402
 from modelshield.engine.context import ScanContext  # noqa: E402
 from modelshield.engine.dispatch import Dispatcher  # noqa: E402
@@ -123,7 +123,8 @@ def _extra_seeds() -> dict[str, bytes]:
 
 
 def build(work: Path, verbose: bool = False) -> dict[str, int]:
-    """Write `work/corpus/<handler>/<sha1>` for every recorded blob; the count per handler."""
+    """Write `work/corpus/<handler>/<sha1>` for every recorded blob, and each one again under
+    `work/corpus/all/` behind its handler's index byte; the count per handler."""
     seeds: dict[str, set[bytes]] = defaultdict(set)
     dispatcher = Dispatcher([_Recorder(handler, seeds) for handler in HANDLERS])
     failed: list[str] = []
@@ -154,6 +155,12 @@ def build(work: Path, verbose: bool = False) -> dict[str, int]:
         for data in seeds.get(name, ()):
             (directory / hashlib.sha1(data, usedforsecurity=False).hexdigest()).write_bytes(data)
         counts[name] = len(seeds.get(name, ()))
+    multiplexed = corpus / ALL
+    multiplexed.mkdir()
+    for index, name in enumerate(handler_names()):
+        for data in seeds.get(name, ()):
+            tagged = bytes([index]) + data
+            (multiplexed / hashlib.sha1(tagged, usedforsecurity=False).hexdigest()).write_bytes(tagged)
     if failed:
         print(f"{len(failed)} sample builders failed (missing optional libraries?): {', '.join(failed)}")
     return counts

@@ -1,4 +1,5 @@
-"""Atheris entry point: fuzz one format handler (`--handler NAME`), then libFuzzer's own arguments."""
+"""Atheris entry point: fuzz one format handler (`--handler NAME`), or all of them at once (`--handler all`:
+an input's first byte picks the handler), then libFuzzer's own arguments."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _import_instrumented() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--handler", required=True, help="a handler name of modelshield.formats.HANDLERS")
+    parser.add_argument("--handler", required=True, help="a name of modelshield.formats.HANDLERS, or 'all'")
     parser.add_argument(
         "--memory-mb", type=int, default=3072, help="address-space limit of this process (RLIMIT_AS)"
     )
@@ -40,12 +41,19 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     _import_instrumented()
-    from fuzz.harness import check, target
+    from fuzz.harness import ALL, all_targets, check, check_multiplexed, target
 
-    fuzz_target = target(ours.handler)
+    if ours.handler == ALL:
+        targets = all_targets()
 
-    def one_input(data: bytes) -> None:
-        check(fuzz_target, data)
+        def one_input(data: bytes) -> None:
+            check_multiplexed(targets, data)
+
+    else:
+        fuzz_target = target(ours.handler)
+
+        def one_input(data: bytes) -> None:
+            check(fuzz_target, data)
 
     atheris.Setup([sys.argv[0], *libfuzzer_args], one_input)
     atheris.Fuzz()

@@ -49,6 +49,10 @@ class HandlerTarget:
     dispatcher: Dispatcher
 
 
+ALL = "all"
+"""The multiplexed target: an input's first byte picks the handler, the rest is the content."""
+
+
 def handler_names() -> list[str]:
     return [handler.name for handler in HANDLERS]
 
@@ -76,3 +80,13 @@ def check(fuzz_target: HandlerTarget, data: bytes) -> BlobScan:
     if failures:
         raise FuzzBug("; ".join(f"{' > '.join(i.location.chain)}: {i.message}" for i in failures))
     return scanned
+
+
+def all_targets() -> list[HandlerTarget]:
+    return [target(name) for name in handler_names()]
+
+
+def check_multiplexed(targets: Sequence[HandlerTarget], data: bytes) -> None:
+    """One input of the multiplexed target: byte 0 selects the handler (modulo their number)."""
+    if data:
+        check(targets[data[0] % len(targets)], data[1:])
