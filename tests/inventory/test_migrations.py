@@ -23,7 +23,7 @@ from modelshield.inventory.schema import Base
 if sys.version_info >= (3, 11):
     import tomllib
 else:
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 TABLES = [
     "alembic_version",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ from tests.inventory.folders import benign_pickle, config, malicious_pickle, sha
 from tests.samples import pickles as pk
 
 from modelshield import __version__
+from modelshield.connectors import DownloadBudget, VersionRef
+from modelshield.connectors.local import LocalFolderConnector
 from modelshield.engine.findings import Severity
+from modelshield.inventory import sync as sync_module
 from modelshield.inventory.fingerprints import finding_fingerprint
 from modelshield.inventory.gate import GateOutcome, run_gate
 from modelshield.inventory.schema import Blob, Scan, Source, StoredFinding
@@ -243,3 +247,69 @@ def test_version_labels_are_stored_as_json(inventory: Inventory, models: Path) -
     sync(inventory)
     with inventory.session() as session:
         assert [json.loads(v.labels) for v in find_model(session, "good").versions] == [[]]
+
+
+def test_a_version_over_the_download_budget_is_an_error_verdict(inventory: Inventory, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    big = benign_pickle(root / "big" / "model.pkl")
+    register(inventory, root)
+
+    report = sync_inventory(inventory, SyncOptions(budget=DownloadBudget(max_bytes=big.stat().st_size - 1)))
+
+    (outcome,) = report.outcomes
+    assert (outcome.status, outcome.verdict) == (STATUS_ERROR, "error")
+    assert outcome.error == f"big holds {big.stat().st_size} bytes; the budget is {big.stat().st_size - 1}"
+
+
+class _RecordingConnector(LocalFolderConnector):
+    """The local connector, keeping the tags sync hands it (a folder has nowhere to store them)."""
+
+    written: list[tuple[str, dict[str, str]]] = []
+
+    def write_verdict(self, version: VersionRef, tags: Mapping[str, str]) -> bool:
+        self.written.append((version.model, dict(tags)))
+        return True
+
+
+def test_the_verdict_goes_back_to_the_registry_as_tags(
+    inventory: Inventory, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_RecordingConnector, "written", [])
+    monkeypatch.setattr(sync_module, "connector_for", lambda address, settings: _RecordingConnector(models))
+    register(inventory, models)
+
+    report = sync(inventory)
+
+    scan_ids = {o.model: o.scan_id for o in report.outcomes}
+    assert [o.verdict_written for o in report.outcomes] == [True, True]
+    assert _RecordingConnector.written == [
+        (
+            "bad",
+            {
+                "modelshield.verdict": "malicious",
+                "modelshield.scan_id": str(scan_ids["bad"]),
+                "modelshield.tool_version": __version__,
+                "modelshield.gate": "fail",
+                "modelshield.findings.critical": "1",
+                "modelshield.findings.high": "0",
+                "modelshield.findings.medium": "0",
+                "modelshield.findings.low": "0",
+                "modelshield.findings.info": "0",
+            },
+        ),
+        (
+            "good",
+            {
+                "modelshield.verdict": "clean",
+                "modelshield.scan_id": str(scan_ids["good"]),
+                "modelshield.tool_version": __version__,
+                "modelshield.gate": "pass",
+                "modelshield.findings.critical": "0",
+                "modelshield.findings.high": "0",
+                "modelshield.findings.medium": "0",
+                "modelshield.findings.low": "0",
+                "modelshield.findings.info": "0",
+            },
+        ),
+    ]
+    assert sync(inventory).outcomes[0].verdict_written is None  # nothing new: nothing written again
