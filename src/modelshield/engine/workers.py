@@ -53,6 +53,10 @@ _FRAME_HEADER = struct.Struct(">Q")
 _REPLY_KEYS = frozenset({"result", "fresh_hash", "hashing_began_ns", "out_of_memory"})
 MAX_REPLY_BYTES = 64 * MiB
 CLOSE_GRACE_SECONDS = 2.0
+PIPELINE_TASKS = 4
+PIPELINE_BYTES = 4 * MiB
+"""Tasks queued ahead to one worker: at most this many, and more than one only while they are small
+(a large file queued behind another could wait while a second worker sits idle)."""
 EXIT_OUT_OF_MEMORY = 86
 """Exit status of a worker that ran out of memory (under --isolate: reached child_memory_bytes)."""
 
@@ -175,9 +179,13 @@ def _read_exactly(fd: int, n: int) -> bytes | None:
 
 
 def _write_frame(fd: int, payload: bytes) -> None:
-    data = memoryview(_FRAME_HEADER.pack(len(payload)) + payload)
-    while data:
-        data = data[os.write(fd, data) :]
+    _write_all(fd, _FRAME_HEADER.pack(len(payload)) + payload)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _limit_cpu_from_now(seconds: int) -> None:
@@ -201,9 +209,11 @@ class _Worker:
     replies: int
     """Descriptor (non-blocking) the parent reads replies from."""
     received: bytearray = field(default_factory=bytearray)
-    position: int | None = None
-    """Which task it is scanning, if any."""
+    queued: deque[int] = field(default_factory=deque)
+    """Tasks sent and not answered, in order: the first is the one being scanned."""
+    queued_bytes: int = 0
     deadline: float = math.inf
+    """When the first queued task runs out of wall-clock time."""
 
 
 @dataclass(frozen=True)
@@ -212,11 +222,17 @@ class _Failure:
     what: str
 
 
-class WorkerPool:
-    """Up to `size` worker processes scanning the files of `scan`, one file per worker at a time.
+Task = tuple[FileTarget, StampedHash | None]
 
-    The first `size` workers start at once (their start-up overlaps the parent's own work);
-    replacements for workers that died start when a task needs them."""
+
+class WorkerPool:
+    """Up to `size` worker processes scanning the files of `scan`.
+
+    A worker scans its tasks one after another, so whatever kills it is pinned on the first task it
+    has not answered; the tasks queued behind that one go back to the pool. A few small tasks are
+    queued ahead so a worker never waits for the parent to wake up between two small files. The
+    first `size` workers start at once (their start-up overlaps the parent's own work); replacements
+    start when a task needs them."""
 
     def __init__(self, size: int, options: ScanOptions, policy: Policy) -> None:
         self._size = max(1, size)
@@ -226,6 +242,9 @@ class WorkerPool:
         self._isolate = options.isolate
         self._workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
+        self._tasks: Sequence[Task] = ()
+        self._sizes: dict[int, int] = {}
+        self._queue: deque[int] = deque()
         for _ in range(self._size):
             self._start()
 
@@ -235,23 +254,19 @@ class WorkerPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def scan(
-        self, tasks: Sequence[tuple[FileTarget, StampedHash | None]]
-    ) -> Iterator[tuple[int, ScannedFile]]:
+    def scan(self, tasks: Sequence[Task]) -> Iterator[tuple[int, ScannedFile]]:
         """(position in `tasks`, its outcome) for every task, in the order they finish."""
-        queue = deque(range(len(tasks)))
-        while queue or any(w.position is not None for w in self._workers):
-            while queue and (worker := self._idle_worker()) is not None:
-                position = queue.popleft()
-                failure = self._assign(worker, position, tasks[position])
-                if failure is not None:
-                    yield position, self._failed(tasks[position][0], failure)
-            yield from self._collect(tasks)
+        self._tasks = tasks
+        self._sizes = {i: known.stamp.size for i, (_, known) in enumerate(tasks) if known is not None}
+        self._queue = deque(range(len(tasks)))
+        while self._queue or any(w.queued for w in self._workers):
+            self._fill()
+            yield from self._collect()
 
     def close(self) -> None:
         """Stop every worker: idle ones see their task pipe close, busy ones are killed."""
         for worker in list(self._workers):
-            if worker.position is not None:
+            if worker.queued:
                 worker.process.kill()
             self._retire(worker)
         self._selector.close()
@@ -278,78 +293,93 @@ class WorkerPool:
         worker = _Worker(process, task_write, reply_read)
         self._workers.append(worker)
         self._selector.register(reply_read, selectors.EVENT_READ, worker)
-        try:
+        with suppress(OSError):  # if it died already, its first task finds out how
             _write_frame(task_write, self._setup)
-        except OSError:
-            pass  # it died already: the first task finds out how
         return worker
 
-    def _idle_worker(self) -> _Worker | None:
-        for worker in self._workers:
-            if worker.position is None:
-                return worker
-        return self._start() if len(self._workers) < self._size else None
+    def _fill(self) -> None:
+        while self._queue and len(self._workers) < self._size:
+            self._start()
+        frames: dict[int, list[bytes]] = {}
+        progress = True
+        while self._queue and progress:  # one task per worker per round: small scans spread evenly
+            progress = False
+            for worker in self._workers:
+                if self._queue and self._has_room(worker):
+                    position = self._queue.popleft()
+                    if not worker.queued:
+                        worker.deadline = time.monotonic() + self._limits.child_wall_seconds
+                    worker.queued.append(position)
+                    worker.queued_bytes += self._size_of(position)
+                    frames.setdefault(worker.tasks, []).append(self._task_frame(position))
+                    progress = True
+        for descriptor, batch in frames.items():
+            with suppress(OSError):  # a worker that died is found out by its reply pipe
+                _write_all(descriptor, b"".join(batch))
 
-    def _assign(
-        self, worker: _Worker, position: int, task: tuple[FileTarget, StampedHash | None]
-    ) -> _Failure | None:
-        target, known = task
+    def _has_room(self, worker: _Worker) -> bool:
+        if not worker.queued:
+            return True
+        return len(worker.queued) < PIPELINE_TASKS and worker.queued_bytes < PIPELINE_BYTES
+
+    def _size_of(self, position: int) -> int:
+        if position not in self._sizes:
+            size = 0
+            with suppress(OSError):
+                size = os.stat(self._tasks[position][0].path).st_size
+            self._sizes[position] = size
+        return self._sizes[position]
+
+    def _task_frame(self, position: int) -> bytes:
+        target, known = self._tasks[position]
         message = {"path": os.fspath(target.path), "display": target.display, "known": _encode_stamped(known)}
-        worker.position = position
-        worker.deadline = time.monotonic() + self._limits.child_wall_seconds
-        try:
-            _write_frame(worker.tasks, json.dumps(message).encode("utf-8"))
-        except OSError:
-            return self._retire(worker)
-        return None
+        payload = json.dumps(message).encode("utf-8")
+        return _FRAME_HEADER.pack(len(payload)) + payload
 
-    def _collect(
-        self, tasks: Sequence[tuple[FileTarget, StampedHash | None]]
-    ) -> Iterator[tuple[int, ScannedFile]]:
-        busy = [w for w in self._workers if w.position is not None]
+    def _collect(self) -> Iterator[tuple[int, ScannedFile]]:
+        busy = [w for w in self._workers if w.queued]
         if not busy:
             return
         timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
         for key, _ in self._selector.select(timeout):
-            worker = key.data
-            if worker.position is not None:
-                outcome = self._read(worker, tasks[worker.position][0])
-                if outcome is not None:
-                    yield outcome
+            yield from self._read(key.data)
         now = time.monotonic()
         for worker in busy:
-            if worker.position is not None and worker in self._workers and now >= worker.deadline:
-                position = worker.position
+            if worker in self._workers and worker.queued and now >= worker.deadline:
                 worker.process.kill()
-                self._retire(worker)
                 seconds = self._limits.child_wall_seconds
-                failure = _Failure("isolation", f"gave no result within {seconds:g} s (child_wall_seconds)")
-                yield position, self._failed(tasks[position][0], failure)
+                yield self._lose(
+                    worker, _Failure("isolation", f"gave no result within {seconds:g} s (child_wall_seconds)")
+                )
 
-    def _read(self, worker: _Worker, target: FileTarget) -> tuple[int, ScannedFile] | None:
-        position = worker.position
-        assert position is not None
+    def _read(self, worker: _Worker) -> Iterator[tuple[int, ScannedFile]]:
         try:
             chunk = os.read(worker.replies, 4 * MiB)
         except BlockingIOError:
-            return None
+            return
         except OSError:
             chunk = b""
         if not chunk:
-            return position, self._failed(target, self._retire(worker))
+            if worker.queued:
+                yield self._lose(worker, None)
+            else:
+                self._retire(worker)
+            return
         worker.received += chunk
-        if len(worker.received) < _FRAME_HEADER.size:
-            return None
-        length = _FRAME_HEADER.unpack_from(worker.received)[0]
-        if length > MAX_REPLY_BYTES:
-            worker.process.kill()
-            self._retire(worker)
-            return position, self._failed(target, _Failure("crash", f"sent a reply of {length} bytes"))
-        if len(worker.received) < _FRAME_HEADER.size + length:
-            return None
-        frame = bytes(worker.received[_FRAME_HEADER.size : _FRAME_HEADER.size + length])
-        del worker.received[: _FRAME_HEADER.size + length]
-        return position, self._receive(worker, target, frame)
+        while worker in self._workers and worker.queued and len(worker.received) >= _FRAME_HEADER.size:
+            length = _FRAME_HEADER.unpack_from(worker.received)[0]
+            if length > MAX_REPLY_BYTES:
+                worker.process.kill()
+                yield self._lose(worker, _Failure("crash", f"sent a reply of {length} bytes"))
+                return
+            if len(worker.received) < _FRAME_HEADER.size + length:
+                return
+            frame = bytes(worker.received[_FRAME_HEADER.size : _FRAME_HEADER.size + length])
+            del worker.received[: _FRAME_HEADER.size + length]
+            position = worker.queued.popleft()
+            worker.queued_bytes -= self._size_of(position)
+            worker.deadline = time.monotonic() + self._limits.child_wall_seconds
+            yield position, self._receive(worker, self._tasks[position][0], frame)
 
     def _receive(self, worker: _Worker, target: FileTarget, frame: bytes) -> ScannedFile:
         try:
@@ -365,14 +395,25 @@ class WorkerPool:
                 raise ResultDecodeError("the result is another file's")
         except (ValueError, RecursionError) as exc:  # ResultDecodeError is a ValueError
             worker.process.kill()
-            self._retire(worker)
+            self._drop(worker)
             return self._failed(target, _Failure("crash", f"sent a malformed result ({str(exc)[:200]})"))
-        worker.position = None
         if reply["out_of_memory"] is True:
-            self._retire(worker)  # it exits by itself; a fresh one takes its place
+            self._drop(worker)  # it exits by itself; a fresh one takes its place
             issue = _issue(target, _Failure("isolation", self._out_of_memory()))
             return ScannedFile(replace(result, issues=(*result.issues, issue)))
         return ScannedFile(result, fresh, began)
+
+    def _lose(self, worker: _Worker, failure: _Failure | None) -> tuple[int, ScannedFile]:
+        """The outcome of the task a worker died on (how it ended, unless `failure` says)."""
+        position = worker.queued.popleft()
+        ending = self._drop(worker)
+        return position, self._failed(self._tasks[position][0], failure or ending)
+
+    def _drop(self, worker: _Worker) -> _Failure:
+        """Retire a worker, putting the tasks it had not started back at the head of the queue."""
+        self._queue.extendleft(reversed(worker.queued))
+        worker.queued.clear()
+        return self._retire(worker)
 
     def _retire(self, worker: _Worker) -> _Failure:
         """Remove a worker that died or is being stopped, and say how it ended."""
