@@ -171,11 +171,15 @@ class HashCache:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         connection = sqlite3.connect(directory / CACHE_FILE, timeout=BUSY_TIMEOUT_SECONDS)
         try:
-            # WAL: other modelshield processes keep reading while one of them writes.
-            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")  # with WAL: no fsync per commit; never corrupt
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version == SCHEMA_VERSION:
+                return connection
+            if version != 0:
                 raise sqlite3.DatabaseError(f"cache schema version {version}, expected {SCHEMA_VERSION}")
+            # WAL: other modelshield processes keep reading while one of them writes (a persistent
+            # setting of the file, made once); a cache may lose its last writes on power loss.
+            connection.execute("PRAGMA journal_mode=WAL")
             with connection:
                 connection.execute(
                     "CREATE TABLE IF NOT EXISTS file_hashes "
