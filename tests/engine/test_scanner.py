@@ -5,12 +5,24 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import modelshield
-from modelshield import Verdict
+from modelshield import (
+    Category,
+    Confidence,
+    FileResult,
+    Finding,
+    FormatNode,
+    Location,
+    ScanIssue,
+    Severity,
+    Verdict,
+)
+from modelshield.engine.scanner import as_copy
 from modelshield.errors import UsageError
 
 
@@ -69,3 +81,44 @@ def test_formats_once_only_recognised_are_analysed_and_broken_files_never_clean(
     assert file.tree.format == fmt
     assert file.verdict is not Verdict.CLEAN
     assert file.issues and file.issues[0].kind != "unsupported"
+
+
+@pytest.mark.parametrize("jobs", [0, -1, True])
+def test_jobs_must_be_a_whole_number_of_at_least_one(tmp_path: Path, jobs: int) -> None:
+    with pytest.raises(UsageError, match="jobs must be a whole number of at least 1"):
+        modelshield.scan(tmp_path, jobs=jobs)
+
+
+def test_a_copy_reports_its_own_path_wherever_the_original_named_itself() -> None:
+    original = "models/a/config.json"
+    where = Location((original, "inner"), detail=f"key auto_map in {original}")
+    finding = Finding(
+        rule_id="HF-REMOTE-CODE",
+        severity=Severity.HIGH,
+        category=Category.CODE_EXECUTION,
+        confidence=Confidence.HIGH,
+        message=f"{original} defines auto_map",
+        location=where,
+        evidence=f"{original}: auto_map",
+    )
+    issue = ScanIssue("limit", f"{original} is too deep", Location((original,)))
+    result = FileResult(original, 9, "ab" * 32, FormatNode(original, "json", 9), (finding,), (issue,), 0.5)
+    copy = as_copy(result, "models/b/config.json")
+    assert copy == FileResult(
+        "models/b/config.json",
+        9,
+        "ab" * 32,
+        FormatNode("models/b/config.json", "json", 9),
+        (
+            replace(
+                finding,
+                message="models/b/config.json defines auto_map",
+                location=Location(
+                    ("models/b/config.json", "inner"), detail="key auto_map in models/b/config.json"
+                ),
+                evidence="models/b/config.json: auto_map",
+            ),
+        ),
+        (ScanIssue("limit", "models/b/config.json is too deep", Location(("models/b/config.json",))),),
+        0.0,
+    )
