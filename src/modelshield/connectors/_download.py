@@ -42,7 +42,7 @@ class DownloadTally:
     """Counts the files and bytes written for one version against its budget."""
 
     def __init__(self, dest: Path, budget: DownloadBudget) -> None:
-        self.dest = dest
+        self.dest = dest.resolve()
         self.budget = budget
         self.files = 0
         self.bytes = 0
@@ -61,9 +61,10 @@ class DownloadTally:
             safe_relative_path(self.dest, remote.path)
 
     def target(self, remote_path: str) -> Path:
-        """Where a registry path lands under the destination; parent folders are created, and none of
-        them may be a link."""
-        target = safe_relative_path(self.dest, remote_path)
+        """Where a registry path lands under the destination (the path itself, not what a link there
+        points to); parent folders are created, and none of them may be a link."""
+        safe_relative_path(self.dest, remote_path)
+        target = self.dest.joinpath(*remote_path.replace("\\", "/").split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.parent.resolve() != target.parent:
             raise SourceError(f"refusing a file path that leaves the download: {remote_path!r}")
@@ -76,7 +77,10 @@ class DownloadTally:
         target = self.target(remote_path)
         allowance = self.budget.max_bytes - self.bytes
         written = 0
-        fd = os.open(target, _CREATE_FLAGS, 0o600)
+        try:
+            fd = os.open(target, _CREATE_FLAGS, 0o600)
+        except FileExistsError:
+            raise SourceError(f"{remote_path} is listed twice or its place is taken by a link") from None
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -96,7 +100,7 @@ class DownloadTally:
         """Count a file a client library has already written: it must be a regular file (not a link) of
         the size the registry declared, within the budget; otherwise it is removed and refused."""
         self._count_file(remote_path)
-        target = safe_relative_path(self.dest, remote_path)
+        target = self.target(remote_path)
         info = os.lstat(target)
         try:
             if not stat.S_ISREG(info.st_mode):
