@@ -36,7 +36,7 @@ Set them, from weakest to strongest:
   [limits]
   max_member_bytes = "512MiB"
   max_seconds_per_file = "30s"
-  max_pickle_opcodes = 5_000_000
+  max_pickle_opcodes = 200_000
   ```
 
 - on the command line, `--limit NAME=VALUE`, repeatable, over the policy's values:

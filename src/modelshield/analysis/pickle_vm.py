@@ -195,6 +195,17 @@ for _code, _name in OPCODE_NAMES.items():
     _NAME_BY_BYTE[_code[0]] = _name
 
 
+# Opcodes that leave a new object behind (a container, a call's result, an imported name): each costs
+# the machine up to several hundred bytes, against max_pickle_objects.
+_ALLOCATES = [False] * 256
+_ALLOCATING_OPCODES = (
+    "EMPTY_DICT EMPTY_LIST EMPTY_SET DICT LIST TUPLE TUPLE1 TUPLE2 TUPLE3 FROZENSET REDUCE BUILD OBJ INST "
+    "NEWOBJ NEWOBJ_EX GLOBAL STACK_GLOBAL PERSID BINPERSID EXT1 EXT2 EXT4"
+)
+for _name in _ALLOCATING_OPCODES.split():
+    _ALLOCATES[_NAME_BY_BYTE.index(_name)] = True
+
+
 def opcode_name(byte: int) -> str | None:
     return _NAME_BY_BYTE[byte]
 
@@ -286,6 +297,8 @@ class PickleMachine:
         data = self.data
         end = len(data)
         max_ops = self.limits.max_pickle_opcodes
+        max_objects = self.limits.max_pickle_objects
+        objects = 0
         index = 0
         while True:
             if self.pos >= end:
@@ -303,6 +316,11 @@ class PickleMachine:
             if index > max_ops:
                 self.limit_hit = LimitExceeded("max_pickle_opcodes", index, max_ops)
                 break
+            if _ALLOCATES[byte]:
+                objects += 1
+                if objects > max_objects:
+                    self.limit_hit = LimitExceeded("max_pickle_objects", objects, max_objects)
+                    break
             if index & 0xFFFF == 0 and self.deadline is not None and time.monotonic() > self.deadline:
                 self.limit_hit = LimitExceeded(
                     "max_seconds_per_file", index, max_ops, "time limit hit in pickle"

@@ -55,10 +55,15 @@ class Limits:
     decompression bomb."""
     max_materialized_bytes: int = 512 * MiB
     """Bytes of a decompressed member held in memory at once when a handler needs it whole."""
-    max_pickle_opcodes: int = 20_000_000
+    max_pickle_opcodes: int = 2_500_000
     """Opcodes the symbolic pickle machine runs in one pickle; the calls and imports found before it
-    are still reported."""
-    max_pickle_memo_entries: int = 2_000_000
+    are still reported. An opcode may leave a value behind (~50 bytes for a number), so this also
+    bounds the machine's memory; a 10 MB pickle of two million numbers fits."""
+    max_pickle_objects: int = 150_000
+    """Objects a pickle makes (containers, tuples, calls' results, imported names), each costing the
+    machine up to several hundred bytes: a pickle of one-byte `}` opcodes cannot turn a few
+    megabytes into gigabytes. A large PyTorch state dict makes about eight per tensor."""
+    max_pickle_memo_entries: int = 500_000
     """Entries of one pickle's memo (values kept for reuse by index); past it, the pickle is not
     followed further."""
     max_pickle_string_bytes: int = 4 * GiB

@@ -88,7 +88,9 @@ def run_pickle(chain: tuple[str, ...], data: memoryview, start: int, ctx: ScanCo
 def scan_pickles(
     blob: Blob, ctx: ScanContext, *, start: int = 0, max_pickles: int | None = None
 ) -> Generator[ScanEvent, None, int]:
-    """Scan consecutive pickles from `start`; returns the offset just after the last one scanned."""
+    """Scan consecutive pickles from `start`; returns the offset just after the last one scanned, or the
+    blob's end when a limit stopped the scan (what follows was not read as pickles, nor is it trailing
+    data to scan again: the limit's issue says so)."""
     data = blob.view()
     judge = _judge_for(ctx)
     limits = ctx.limits
@@ -103,7 +105,7 @@ def scan_pickles(
                 f"more than {limits.max_pickles_per_stream} pickles in one stream; the rest was not scanned",
                 Location(blob.chain, offset=pos, detail="max_pickles_per_stream"),
             )
-            return pos
+            return len(data)
         machine = run_pickle(blob.chain, data, pos, ctx)
         run = machine.run
         count += 1
@@ -120,7 +122,7 @@ def scan_pickles(
                 f"pickle analysis stopped at opcode #{run.opcodes}: {hit}; the rest was not scanned",
                 Location(blob.chain, offset=run.end, detail=hit.limit),
             )
-            return run.end
+            return len(data)
         pos = run.end
         if not run.stopped:
             break
