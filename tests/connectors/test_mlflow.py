@@ -150,3 +150,54 @@ def test_verdict_tags_are_written_to_the_model_version(registry: Registry) -> No
     assert connector(registry).write_verdict(version, tags) is True
     stored = registry.server.client().get_model_version("detector", "1").tags
     assert {k: v for k, v in stored.items() if k.startswith("modelshield.")} == tags
+
+
+def test_a_registry_without_a_server_downloads_through_the_mlflow_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite tracking URI with a local artifact folder: MLflow's client copies each file, and the
+    connector holds every copied file to the listing and the budget."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("local", artifact_location=(tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    files = malicious_files(tmp_path)
+    for path, body in files.items():
+        (tmp_path / "model" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "model" / path).write_bytes(body)
+    client.log_artifacts(run.info.run_id, str(tmp_path / "model"), artifact_path="model")
+    client.create_registered_model("local-model")
+    client.create_model_version("local-model", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+
+    mlflow = connector_for(f"mlflow+{uri}", ConnectorSettings())
+    [version] = mlflow.list_versions("local-model")
+    assert (version.source, version.address) == (f"mlflow+{uri}", "models:/local-model/1")
+    root = mlflow.download(version, tmp_path / "dest", DownloadBudget())
+    written = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert written == files
+    assert_budget_holds_while_writing(mlflow, version, tmp_path / "small", monkeypatch)
+
+
+def assert_budget_holds_while_writing(
+    mlflow: Any, version: VersionRef, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no sizes declared (a registry that does not list them), the budget still stops the download
+    at the first file that crosses it, and that file is not left behind."""
+    listed = mlflow.list_files(version)
+    assert [f.path for f in listed] == ["config.json", "data/model.pkl"]
+    monkeypatch.setattr(mlflow, "list_files", lambda _version: [RemoteFile(f.path) for f in listed])
+    budget = DownloadBudget(max_bytes=listed[1].size)
+    with pytest.raises(
+        DownloadTooLarge, match=f"data/model.pkl crosses the download budget of {budget.max_bytes}"
+    ):
+        mlflow.download(version, dest, budget)
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()] == ["config.json"]
+
+
+def test_the_budget_holds_while_streaming_from_the_server(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow = connector(registry)
+    assert_budget_holds_while_writing(mlflow, mlflow.resolve("models:/classifier/2"), tmp_path, monkeypatch)
