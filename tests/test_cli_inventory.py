@@ -262,3 +262,36 @@ def test_importing_the_cli_does_not_import_the_database_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert out.stdout == "[]\n"
+
+
+def test_a_policy_file_with_limits_is_its_own_key_for_sync_and_gate(
+    db: str, models: Path, tmp_path: Path
+) -> None:
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[limits]\nmax_pickle_opcodes = 3\n", encoding="utf-8")
+    run("inventory", "--db", db, "add", str(models))
+    run("inventory", "--db", db, "sync")
+    good = version_of(db, "good")
+    assert run("gate", "--db", db, f"good@{good}").exit_code == EXIT_OK
+
+    never = run("gate", "--db", db, "--policy", str(strict), f"good@{good}")
+    synced = run("inventory", "--db", db, "sync", "--policy", str(strict), "--format", "json")
+    gated = run("gate", "--db", db, "--policy", str(strict), f"good@{good}")
+    listed = run("inventory", "--db", db, "list", "--format", "json")
+
+    assert never.exit_code == EXIT_SCAN_ERROR
+    assert "never scanned under this policy" in never.stdout
+    document = json.loads(synced.stdout)
+    assert [(v["model"], v["status"]) for v in document["versions"]] == [
+        ("bad", "scanned"),
+        ("good", "scanned"),
+    ]
+    assert synced.exit_code == EXIT_OK
+    assert (gated.exit_code, gated.stdout) == (
+        EXIT_SCAN_ERROR,
+        f"good@{good[:12]} fails the gate: some files were not fully scanned\n",
+    )
+    assert {r["model"]: r["last_known_safe"] for r in json.loads(listed.stdout)} == {
+        "bad": None,
+        "good": None,
+    }

@@ -19,6 +19,7 @@ from modelshield.errors import ModelShieldError, PolicyError, UsageError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from modelshield.engine.limits import Limits
     from modelshield.inventory.schema import Model, Version
     from modelshield.inventory.store import Inventory
     from modelshield.policy.model import Policy
@@ -115,14 +116,21 @@ def _inventory(ctx: click.Context) -> Iterator[Inventory]:
         inventory.close()
 
 
-def _policy(policy_file: str | None, fail_on: str | None) -> Policy:
-    from modelshield.policy.loader import load_policy
+def _policy_and_limits(policy_file: str | None, fail_on: str | None) -> tuple[Policy, Limits]:
+    from modelshield.engine.limits import DEFAULT_LIMITS
+    from modelshield.policy.loader import load_policy_and_limits
     from modelshield.policy.model import Policy
 
-    policy = load_policy(policy_file) if policy_file is not None else Policy()
+    policy, limits = (
+        load_policy_and_limits(policy_file) if policy_file is not None else (Policy(), DEFAULT_LIMITS)
+    )
     if fail_on is not None:
         policy = replace(policy, fail_on=Severity(fail_on.lower()))
-    return policy
+    return policy, limits
+
+
+def _policy(policy_file: str | None, fail_on: str | None) -> Policy:
+    return _policy_and_limits(policy_file, fail_on)[0]
 
 
 def _render(*renderables: Any) -> str:
@@ -241,6 +249,9 @@ def migrate_command(ctx: click.Context) -> None:
 @click.option("--source", "sources", multiple=True, help="Sync only this source (repeatable).")
 @_policy_option
 @click.option("--max-bytes", type=click.IntRange(min=1), default=None, help="Download budget per version.")
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Files scanned at once."
+)
 @_format_option
 @click.pass_context
 def sync_command(
@@ -248,6 +259,7 @@ def sync_command(
     sources: tuple[str, ...],
     policy_file: str | None,
     max_bytes: int | None,
+    jobs: int,
     output_format: str,
 ) -> None:
     """Scan every new version of every registered source; unchanged files are never scanned twice.
@@ -260,7 +272,8 @@ def sync_command(
         from modelshield.inventory.sync import SyncOptions, sync_inventory
 
         budget = DownloadBudget(max_bytes=max_bytes) if max_bytes else DownloadBudget()
-        options = SyncOptions(policy=_policy(policy_file, None), budget=budget, sources=sources)
+        policy, limits = _policy_and_limits(policy_file, None)
+        options = SyncOptions(policy=policy, limits=limits, jobs=jobs, budget=budget, sources=sources)
         report = sync_inventory(inventory, options, on_version=_progress(output_format))
         if output_format == "json":
             click.echo(json.dumps(_sync_document(report), indent=2))
@@ -533,7 +546,7 @@ def gate_command(
         model_name, at, wanted = target.rpartition("@")
         if not at or not model_name or not wanted:
             raise UsageError(f"expected MODEL@VERSION, got {target!r}")
-        policy = _policy(policy_file, fail_on)
+        policy, limits = _policy_and_limits(policy_file, fail_on)
         inventory = _open_inventory(db_url)
         try:
             with inventory.session() as session:
@@ -542,7 +555,9 @@ def gate_command(
 
                 model = find_model(session, model_name, source)
                 version = find_version(model, wanted)
-                policy_hash = policy.fingerprint() if policy_file is not None else None
+                from modelshield.inventory.fingerprints import scan_settings_hash
+
+                policy_hash = scan_settings_hash(policy, limits) if policy_file is not None else None
                 result = run_gate(session, version, policy.fail_on, policy_hash)
         finally:
             inventory.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 from modelshield.engine.findings import Category, Confidence, Finding, Location, Severity
+from modelshield.engine.limits import Limits
 from modelshield.inventory.fingerprints import (
     finding_fingerprint,
     fingerprint_of,
     imported_callable,
     normalised_location,
+    scan_settings_hash,
 )
 from modelshield.policy.model import Policy, SuppressionRule
 
@@ -85,3 +87,13 @@ def test_the_policy_fingerprint_follows_what_shapes_findings() -> None:
     )
     moved = SuppressionRule("PICKLE-UNKNOWN-CALL", "reviewed", "other.toml:9", path="*.pkl")
     assert Policy(suppressions=(suppression,)).fingerprint() == Policy(suppressions=(moved,)).fingerprint()
+
+
+def test_limits_other_than_the_defaults_change_the_scan_settings_hash() -> None:
+    policy = Policy(disabled_rules=frozenset({"PICKLE-UNKNOWN-CALL"}))
+
+    assert scan_settings_hash(policy) == policy.fingerprint()
+    assert scan_settings_hash(policy, Limits()) == policy.fingerprint()
+    tighter = scan_settings_hash(policy, Limits(max_pickle_opcodes=10))
+    assert tighter not in (policy.fingerprint(), scan_settings_hash(Policy(), Limits(max_pickle_opcodes=10)))
+    assert tighter == scan_settings_hash(policy, Limits(max_pickle_opcodes=10))

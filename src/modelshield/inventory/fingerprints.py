@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import re
 
 from modelshield.engine.findings import Finding, Location
+from modelshield.engine.limits import DEFAULT_LIMITS, Limits
+from modelshield.policy.model import Policy
 
 # Rules whose evidence is exactly the qualified name the pickle imports or rebuilds.
 _EVIDENCE_IS_NAME = frozenset({"PICKLE-DANGEROUS-IMPORT", "PICKLE-UNKNOWN-IMPORT", "PICKLE-UNKNOWN-CLASS"})
@@ -45,3 +49,12 @@ def imported_callable(rule_id: str, evidence: str) -> str | None:
     else:
         return None
     return name if _QUALIFIED_NAME.fullmatch(name) else None
+
+
+def scan_settings_hash(policy: Policy, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The policy hash scans are stored and reused under: the policy's fingerprint, folded with the limits
+    when they are not the defaults (a larger bound can make an incomplete scan complete)."""
+    if limits == DEFAULT_LIMITS:
+        return policy.fingerprint()
+    bounds = json.dumps(dataclasses.asdict(limits), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{policy.fingerprint()}\0{bounds}".encode()).hexdigest()

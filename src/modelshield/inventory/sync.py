@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from modelshield.connectors import Connector, ConnectorSettings, DownloadBudget, VersionRef, connector_for
 from modelshield.engine.findings import Location, Verdict, worst_verdict
+from modelshield.engine.limits import DEFAULT_LIMITS, Limits
 from modelshield.engine.result import FileResult
 from modelshield.errors import ModelShieldError
-from modelshield.inventory.fingerprints import fingerprint_of
+from modelshield.inventory.fingerprints import fingerprint_of, scan_settings_hash
 from modelshield.inventory.gate import judge_scan
 from modelshield.inventory.schema import Model, Scan, Source, StoredFinding, Version
 from modelshield.inventory.store import (
@@ -85,6 +86,9 @@ class SyncReport:
 @dataclass(frozen=True)
 class SyncOptions:
     policy: Policy = field(default_factory=Policy)
+    limits: Limits = DEFAULT_LIMITS
+    jobs: int = 1
+    """Files scanned at once (each in a worker process when more than 1)."""
     budget: DownloadBudget = field(default_factory=DownloadBudget)
     settings: ConnectorSettings | None = None
     sources: tuple[str, ...] = ()
@@ -99,7 +103,7 @@ def sync_inventory(
     """Sync every registered source (or those in `options.sources`)."""
     from modelshield import __version__
 
-    key = ScanKey(__version__, options.policy.fingerprint())
+    key = ScanKey(__version__, scan_settings_hash(options.policy, options.limits))
     settings = options.settings or ConnectorSettings.from_environment()
     outcomes: list[VersionOutcome] = []
     source_errors: list[str] = []
@@ -278,7 +282,10 @@ class _SourceSync:
         from modelshield.engine.scanner import FileTarget, ScanOptions, scan_paths
 
         targets = [FileTarget(file.path, file.relative) for file in files]
-        result = scan_paths([], self.options.policy, ScanOptions(compute_hash=False), targets=targets)
+        scan_options = ScanOptions(
+            compute_hash=False, limits=self.options.limits, jobs=self.options.jobs, hash_cache=False
+        )
+        result = scan_paths([], self.options.policy, scan_options, targets=targets)
         return {file.sha256: file_result for file, file_result in zip(files, result.files, strict=True)}
 
     def _store_blob_scan(self, sha256: str, result: FileResult) -> None:
