@@ -10,10 +10,11 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelshield.engine.blob import ByteReader, FileBlob, open_file_blob
 from modelshield.engine.context import ScanContext
@@ -26,6 +27,9 @@ from modelshield.errors import UsageError
 from modelshield.formats.base import FormatHandler
 from modelshield.policy.apply import apply_policy
 from modelshield.policy.model import Policy
+
+if TYPE_CHECKING:
+    from modelshield.engine.workers import WorkerPool
 
 HASH_CHUNK = 4 * 1024 * 1024
 
@@ -164,8 +168,7 @@ def scan_target(
     opened is still in exactly the stamped state (else it is hashed again)."""
     started = time.monotonic()
     if target.refusal is not None:
-        issue = ScanIssue("not-scanned", target.refusal, Location((target.display,)))
-        return ScannedFile(not_scanned(target.display, "not-scanned", issue))
+        return ScannedFile(refused(target))
     hashing_began = time.time_ns()
     try:
         with open_file_blob(target.path, target.display) as blob:
@@ -190,6 +193,12 @@ def scan_target(
     )
     fresh = StampedHash(opened, digest) if unchanged and digest is not None and opened is not None else None
     return ScannedFile(result, fresh, hashing_began)
+
+
+def refused(target: FileTarget) -> FileResult:
+    """The result of a file refused before scanning (a link out of the tree, not a regular file)."""
+    issue = ScanIssue("not-scanned", target.refusal or "not scanned", Location((target.display,)))
+    return not_scanned(target.display, "not-scanned", issue)
 
 
 def not_scanned(display: str, node_format: str, issue: ScanIssue, size: int = 0) -> FileResult:
@@ -228,13 +237,19 @@ def scan_paths(
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.monotonic()
     listed = list(targets if targets is not None else expand_paths(paths))
-    cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
-    try:
-        plan = plan_scan(listed, options, cache)
-        results = _ScanRun(listed, plan, policy, options, cache, on_file).run()
-    finally:
+    scannable = sum(1 for target in listed if target.refusal is None)
+    with ExitStack() as stack:
+        pool = None
+        if scannable and (options.isolate or (options.jobs > 1 and scannable > 1)):
+            from modelshield.engine.workers import WorkerPool
+
+            # Started first: the workers' start-up overlaps the stamping and hashing of the plan.
+            pool = stack.enter_context(WorkerPool(min(options.jobs, scannable), options, policy))
+        cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
         if cache is not None:
-            cache.close()
+            stack.enter_context(cache)
+        plan = plan_scan(listed, options, cache)
+        results = _ScanRun(listed, plan, policy, options, cache, on_file, pool).run()
     finished = ScanResult(
         files=tuple(results),
         tool_version=__version__,
@@ -361,8 +376,10 @@ class _ScanRun:
         options: ScanOptions,
         cache: HashCache | None,
         on_file: Callable[[FileResult], None] | None,
+        pool: WorkerPool | None,
     ) -> None:
         self._targets = targets
+        self._pool = pool
         self._plan = plan
         self._policy = policy
         self._options = options
@@ -380,24 +397,25 @@ class _ScanRun:
         return [result for result in self._results if result is not None]
 
     def _scan(self, indexes: list[int]) -> list[int]:
-        refused = [i for i in indexes if self._targets[i].refusal is not None]
-        scannable = [i for i in indexes if self._targets[i].refusal is None]
         leftovers: list[int] = []
         dispatcher: Dispatcher | None = None
-        in_workers = self._options.isolate or (self._options.jobs > 1 and len(scannable) > 1)
-        for index in refused if in_workers else indexes:
-            dispatcher = dispatcher or Dispatcher(load_handlers(self._options.handlers_module))
-            known = self._plan.known.get(index)
-            leftovers += self._finish(
-                index, scan_target(self._targets[index], dispatcher, self._policy, self._options, known)
-            )
-        if in_workers and scannable:
-            from modelshield.engine.workers import WorkerPool
-
-            tasks = [(self._targets[i], self._plan.known.get(i)) for i in scannable]
-            with WorkerPool(min(self._options.jobs, len(tasks)), self._options, self._policy) as pool:
-                for position, scanned in pool.scan(tasks):
-                    leftovers += self._finish(scannable[position], scanned)
+        in_workers = []
+        for index in indexes:
+            target = self._targets[index]
+            if target.refusal is not None:
+                leftovers += self._finish(index, ScannedFile(refused(target)))
+            elif self._pool is not None:
+                in_workers.append(index)
+            else:
+                dispatcher = dispatcher or Dispatcher(load_handlers(self._options.handlers_module))
+                known = self._plan.known.get(index)
+                leftovers += self._finish(
+                    index, scan_target(target, dispatcher, self._policy, self._options, known)
+                )
+        if self._pool is not None and in_workers:
+            tasks = [(self._targets[i], self._plan.known.get(i)) for i in in_workers]
+            for position, scanned in self._pool.scan(tasks):
+                leftovers += self._finish(in_workers[position], scanned)
         return leftovers
 
     def _finish(self, index: int, scanned: ScannedFile) -> list[int]:
