@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING
 
 from modelshield.engine.blob import ByteReader, FileBlob, open_file_blob
 from modelshield.engine.context import ScanContext
-from modelshield.engine.dispatch import Dispatcher
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.hash_cache import FileStamp, HashCache, StampedHash
 from modelshield.engine.limits import DEFAULT_LIMITS, Limits
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 from modelshield.errors import UsageError
-from modelshield.formats.base import FormatHandler
 from modelshield.policy.apply import apply_policy
 from modelshield.policy.model import Policy
 
 if TYPE_CHECKING:
+    # Imported where used: a scan run by workers never loads the format handlers in this process.
+    from modelshield.engine.dispatch import Dispatcher
     from modelshield.engine.workers import WorkerPool
+    from modelshield.formats.base import FormatHandler
 
 HASH_CHUNK = 4 * 1024 * 1024
 
@@ -209,6 +210,13 @@ def not_scanned(display: str, node_format: str, issue: ScanIssue, size: int = 0)
 def _stamp_of(blob: FileBlob) -> FileStamp | None:
     fd = blob.whole_file_descriptor()
     return FileStamp.of(os.fstat(fd)) if fd is not None else None
+
+
+def new_dispatcher(handlers_module: str) -> Dispatcher:
+    """A dispatcher over the HANDLERS of `handlers_module`."""
+    from modelshield.engine.dispatch import Dispatcher
+
+    return Dispatcher(load_handlers(handlers_module))
 
 
 def load_handlers(module_name: str) -> tuple[FormatHandler, ...]:
@@ -407,7 +415,7 @@ class _ScanRun:
             elif self._pool is not None:
                 in_workers.append(index)
             else:
-                dispatcher = dispatcher or Dispatcher(load_handlers(self._options.handlers_module))
+                dispatcher = dispatcher or new_dispatcher(self._options.handlers_module)
                 known = self._plan.known.get(index)
                 leftovers += self._finish(
                     index, scan_target(target, dispatcher, self._policy, self._options, known)

@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from modelshield.engine.dispatch import Dispatcher
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.hash_cache import FileStamp, StampedHash
 from modelshield.engine.limits import Limits, MiB
@@ -37,7 +36,7 @@ from modelshield.engine.scanner import (
     FileTarget,
     ScannedFile,
     ScanOptions,
-    load_handlers,
+    new_dispatcher,
     not_scanned,
     scan_target,
 )
@@ -135,7 +134,7 @@ def worker_main() -> None:
     )
     scan_parts: dict[str, Any] = {name: frozenset(values) for name, values in setup["policy"].items()}
     policy = Policy(**scan_parts)
-    dispatcher = Dispatcher(load_handlers(options.handlers_module))
+    dispatcher = new_dispatcher(options.handlers_module)
     if isolate:
         resource.setrlimit(resource.RLIMIT_AS, (limits.child_memory_bytes, limits.child_memory_bytes))
     while (frame := _read_frame(task_fd)) is not None:
