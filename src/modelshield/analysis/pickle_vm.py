@@ -4,6 +4,7 @@ and records what a real unpickler would import, call and build — in order, wit
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -834,7 +835,9 @@ class PickleMachine:
             return decode_payload(scheme, payload, encoding, self.limits.max_nested_payload_bytes)
         except PayloadTooLarge as exc:
             self._anomaly(
-                "nested-loader-opaque", f"{name} output is larger than the nested payload limit", str(exc)
+                "nested-loader-opaque",
+                f"{name} output is larger than the nested payload limit (max_nested_payload_bytes)",
+                str(exc),
             )
         except (ValueError, TypeError, LookupError, OSError, EOFError):
             pass  # the real call would raise too; nothing further runs on this value
@@ -863,29 +866,24 @@ class PickleMachine:
     def op_FLOAT(self) -> None:
         line = self._readline()
         try:
-            self._push(float(line))
+            self._push(float(_before_nul(line)))
         except ValueError:
             self._malformed("FLOAT with an invalid literal", fatal=True)
             raise _BadOpcode("invalid FLOAT literal") from None
 
     def op_INT(self) -> None:
         line = self._readline()
-        if line == b"00":
-            self._push(False)
-        elif line == b"01":
-            self._push(True)
-        else:
-            try:
-                self._push(int(line, 0) if len(line) < 4300 else UnknownValue("huge int"))
-            except ValueError:
-                raise _BadOpcode("INT with an invalid literal") from None
+        try:
+            self._push(_c_int_line(line) if len(line) < 4300 else UnknownValue("huge int"))
+        except ValueError:
+            raise _BadOpcode("INT with an invalid literal") from None
 
     def op_LONG(self) -> None:
         line = self._readline()
         if line.endswith(b"L"):
             line = line[:-1]
         try:
-            self._push(int(line, 0) if len(line) < 4300 else UnknownValue("huge int"))
+            self._push(int(_before_nul(line), 0) if len(line) < 4300 else UnknownValue("huge int"))
         except ValueError:
             raise _BadOpcode("LONG with an invalid literal") from None
 
@@ -1108,7 +1106,7 @@ class PickleMachine:
 
     def op_GET(self) -> None:
         try:
-            index = int(self._readline())
+            index = int(_before_nul(self._readline()), 10)
         except ValueError:
             raise _BadOpcode("GET with an invalid index") from None
         self._push(self._memo_get(index))
@@ -1121,7 +1119,7 @@ class PickleMachine:
 
     def op_PUT(self) -> None:
         try:
-            index = int(self._readline())
+            index = int(_before_nul(self._readline()), 10)
         except ValueError:
             raise _BadOpcode("PUT with an invalid index") from None
         self._memo_put(index, self._top())
@@ -1349,6 +1347,37 @@ class PickleMachine:
             raise _Truncated
         self.pos += action.skip
         self.stack[-1] = UnknownValue("array read from the stream")
+
+
+# CPython's C unpickler reads text arguments as C strings: parsing stops at a NUL byte, and INT goes
+# through strtol (leading whitespace, octal "010", any junk after a NUL). A literal Python's int() refuses
+# but the loader accepts must not stop the machine: everything after it would go unreported.
+_STRTOL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_C_LONG_MAX = 2**63 - 1
+
+
+def _before_nul(line: bytes) -> bytes:
+    return line.split(b"\0", 1)[0]
+
+
+def _c_int_line(line: bytes) -> int | bool:
+    """INT's argument as the C unpickler reads it: strtol, else PyLong_FromString; 0 and 1 written
+    in two characters ("00", "01") are the booleans of protocol 0."""
+    match = _STRTOL.match(line)
+    end = 0 if match is None else match.end()  # strtol converting nothing leaves its end at the start
+    if line and (end == len(line) or line[end] == 0):
+        value = 0
+        if match is not None:
+            sign, digits = match.groups()
+            value = (
+                int(digits[2:], 16)
+                if digits[:2] in (b"0x", b"0X")
+                else int(digits, 8 if digits[:1] == b"0" else 10)
+            )
+            value = -value if sign == b"-" else value
+        if -_C_LONG_MAX - 1 <= value <= _C_LONG_MAX:
+            return bool(value) if len(line) == 2 and value in (0, 1) else value
+    return int(_before_nul(line), 0)
 
 
 def _state_attributes(state: object) -> list[tuple[str, object]]:
