@@ -36,6 +36,7 @@ SAVED_MODEL_FILES = {
         ("keras_saved_model", SAVED_MODEL_FILES),
         ("module_with_assets", SAVED_MODEL_FILES | {"assets/vocab.txt"}),
         ("lookup_tables", SAVED_MODEL_FILES | {"assets/labels.txt"}),
+        ("v1_saved_model_with_table", {"saved_model.pb", "assets/v1_vocab.txt"}),
         ("frozen_graph.pb", {""}),
         ("frozen_v1_control_flow.pb", {""}),
     ],
@@ -52,34 +53,43 @@ def test_real_benign_models_are_clean(real: dict[str, Path], name: str, files: s
     assert [f.tree.format for f in graphs] == ["tensorflow"]
 
 
-# sample -> (rule id, node name, op, function whose node it is)
-HOSTILE = {
-    "read_file": ("TF-FILE-ACCESS", "steal", "ReadFile", "serve"),
-    "write_file": ("TF-FILE-ACCESS", "drop", "WriteFile", "serve"),
-    "matching_files": ("TF-FILE-ACCESS", "listing", "MatchingFiles", "serve"),
-    "print_to_file": ("TF-FILE-ACCESS", "spy", "PrintV2", "serve"),
+CLIMB = f"../../{tf_real.MARKERS}/{tf_real.SECRET}"
+TABLE_INIT = "text_file_init/InitializeTableFromTextFileV2"
+
+# sample -> findings as (rule id, location detail, evidence), and where the message places them
+HOSTILE: dict[str, tuple[list[tuple[str, str, str]], str]] = {
+    "read_file": ([("TF-FILE-ACCESS", "steal", "ReadFile")], "serve"),
+    "write_file": ([("TF-FILE-ACCESS", "drop", "WriteFile")], "serve"),
+    "matching_files": ([("TF-FILE-ACCESS", "listing", "MatchingFiles")], "serve"),
+    "print_to_file": ([("TF-FILE-ACCESS", "spy", "PrintV2")], "serve"),
     "text_line_dataset": (
-        "TF-FILE-ACCESS",
-        "TextLineDataset",
-        "TextLineDataset",
+        [("TF-FILE-ACCESS", "TextLineDataset", "TextLineDataset")],
         "Dataset_flat_map_read_one_file",
     ),
-    "write_on_load": ("TF-FILE-ACCESS", "drop_on_load", "WriteFile", "_initializer"),
-    "debug_identity": ("TF-DEBUG-OP", "tap", "DebugIdentity", "serve"),
-    "py_function": ("TF-PYTHON-CALL", "python_callback", "EagerPyFunc", "serve"),
-    "numpy_function": ("TF-PYTHON-CALL", "numpy_callback", "PyFunc", "serve"),
+    "write_on_load": ([("TF-FILE-ACCESS", "drop_on_load", "WriteFile")], "_initializer"),
+    "table_constant_filename": (
+        [("TF-FILE-ACCESS", TABLE_INIT, "InitializeTableFromTextFileV2")],
+        "_initializer",
+    ),
+    "debug_identity": ([("TF-DEBUG-OP", "tap", "DebugIdentity")], "serve"),
+    "py_function": ([("TF-PYTHON-CALL", "python_callback", "EagerPyFunc")], "serve"),
+    "numpy_function": ([("TF-PYTHON-CALL", "numpy_callback", "PyFunc")], "serve"),
+    "asset_climbs_out": ([("TF-ASSET-PATH", CLIMB, CLIMB)], ""),
+    # SavedModelBuilder packs the AssetFileDef twice into the 'saved_model_assets' collection
+    "v1_asset_climbs_out": ([("TF-ASSET-PATH", CLIMB, CLIMB)] * 2, ""),
 }
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_real_hostile_saved_models_name_rule_node_and_function(real: dict[str, Path], name: str) -> None:
-    rule_id, node, op, function = HOSTILE[name]
+def test_real_hostile_saved_models_name_rule_and_location(real: dict[str, Path], name: str) -> None:
+    expected, function = HOSTILE[name]
     result = scan(real[name], compute_hash=False)
     flagged = [f for f in result.files if f.findings]
     assert [Path(f.path).name for f in flagged] == ["saved_model.pb"]
-    [finding] = flagged[0].findings
-    assert (finding.rule_id, finding.location.detail, finding.evidence) == (rule_id, node, op)
-    assert re.search(rf"meta graph #0 › function '__inference_{function}_\d+'", finding.message)
+    findings = flagged[0].findings
+    assert sorted((f.rule_id, f.location.detail, f.evidence) for f in findings) == expected
+    where = rf"meta graph #0 › function '__inference_{function}_\d+'" if function else "of meta graph #0"
+    assert all(re.search(where, f.message) for f in findings), [f.message for f in findings]
     assert flagged[0].verdict is Verdict.SUSPICIOUS
     assert all(f.verdict is Verdict.CLEAN for f in result.files if f is not flagged[0])
 
@@ -94,6 +104,9 @@ FEEDS: dict[str, Any] = {
     "debug_identity": [1.5, 2.5],
     "py_function": [1.5, 2.5],
     "numpy_function": [1.5, 2.5],
+    "table_constant_filename": [tf_real.SECRET_TEXT, "cat"],
+    "asset_climbs_out": [tf_real.SECRET_TEXT, "cat"],
+    "v1_asset_climbs_out": [tf_real.SECRET_TEXT, "red"],
 }
 
 
@@ -127,6 +140,16 @@ def test_real_loader_runs_file_payloads_on_call(proofs: tuple[Path, dict[str, di
     assert outputs["print_to_file"] == outputs["debug_identity"] == {"output_0": [1.5, 2.5]}
     dumps = [p.name for p in (markers / "debug_identity").rglob("*") if p.is_file()]
     assert len(dumps) == 1 and dumps[0].startswith("x_0_DebugIdentity_"), dumps
+
+
+@pytest.mark.parametrize("name", ["table_constant_filename", "asset_climbs_out", "v1_asset_climbs_out"])
+def test_real_loader_fills_tables_from_host_files_on_load(
+    proofs: tuple[Path, dict[str, dict[str, Any]]], name: str
+) -> None:
+    """The table is filled while the model loads: the host file's only line is id 0, and the
+    vocabulary the author shipped in assets/ was never read."""
+    _, results = proofs
+    assert results[name] == {"loaded": True, "outputs": {"output_0": [0, -1]}}
 
 
 @pytest.mark.parametrize(

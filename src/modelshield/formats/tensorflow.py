@@ -25,6 +25,8 @@ MAX_NAME = 512
 MAX_FINDINGS_PER_RULE = 32
 MAX_SNIFF_FIELDS = 64
 MAX_UNKNOWN_FIELDS = 8
+MAX_KEPT_INPUTS = 2
+MAX_IDENTITY_HOPS = 16
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 _OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.>-]{0,255}$")
 
@@ -186,12 +188,18 @@ AnonymousIterator AnonymousIteratorV2 AnonymousIteratorV3 DeleteIterator OneShot
 AnonymousMultiDeviceIteratorV3 MultiDeviceIteratorGetNextFromShard
 """
 ORDINARY_OPS = frozenset(_ORDINARY.split())
+# Ordinary ops that read the file named by their second input: fine when that name is a SavedModel
+# asset (a function argument bound to assets/, a fed placeholder, an asset_file_def tensor), a file
+# read on the host when the graph spells the name itself (they run while the model loads).
+TABLE_FILE_OPS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
+_FILENAME_SOURCES = {"Identity", "Const", "Placeholder", "PlaceholderWithDefault"}
 
 # Field numbers of TensorFlow's protos.
 SAVED_MODEL_FIELDS = {1: VARINT, 2: LEN}
 META_GRAPH_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}
 GRAPH_FIELDS = {1: LEN, 2: LEN, 3: VARINT, 4: LEN, 5: LEN}  # node, library, version, versions, debug_info
 GRAPH_LIBRARY = 2
+ASSETS_COLLECTION = "saved_model_assets"
 NODE_FIELDS = {1: LEN, 2: LEN, 3: LEN, 4: LEN, 5: LEN, 6: LEN, 7: LEN}
 
 
@@ -289,6 +297,7 @@ class _Node:
     name: str = ""
     op: str = ""
     attrs: list[WireField] = field(default_factory=list)
+    inputs: list[WireField] = field(default_factory=list)  # the first MAX_KEPT_INPUTS, decoded on demand
 
 
 def _read_node(reader: WireReader, node: WireField, depth: int) -> _Node:
@@ -301,6 +310,8 @@ def _read_node(reader: WireReader, node: WireField, depth: int) -> _Node:
             out.name = reader.text(f, MAX_NAME)
         elif f.number == 2:
             out.op = reader.text(f, MAX_NAME)
+        elif f.number == 3 and len(out.inputs) < MAX_KEPT_INPUTS:
+            out.inputs.append(f)
         elif f.number == 5:
             out.attrs.append(f)
     return out
@@ -316,6 +327,23 @@ class _Walk:
     reported: dict[str, int] = field(default_factory=dict)
     allowed: frozenset[str] = frozenset()
     denied: frozenset[str] = frozenset()
+    asset_tensors: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Scope:
+    """The nodes of one graph or function that a table's filename can come from."""
+
+    label: str
+    arguments: frozenset[str] = frozenset()
+    sources: dict[str, tuple[_Node, WireField]] = field(default_factory=dict)
+    table_inits: list[tuple[_Node, WireField]] = field(default_factory=list)
+
+    def add(self, node: _Node, field_: WireField) -> None:
+        if node.op in _FILENAME_SOURCES:
+            self.sources[node.name] = (node, field_)
+        elif node.op in TABLE_FILE_OPS:
+            self.table_inits.append((node, field_))
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
@@ -360,13 +388,18 @@ def _graphs(reader: WireReader, *, saved_model: bool) -> list[tuple[WireField, i
 
 
 def _check_assets(walk: _Walk) -> None:
-    """AssetFileDef filenames (MetaGraphDef field 6) that escape the SavedModel's assets folder."""
+    """AssetFileDefs of each meta graph: their tensors are where the loader feeds asset paths, and a
+    filename that escapes the SavedModel's assets folder is reported."""
     r = walk.reader
     for meta_index, f in enumerate(m for m in r.fields(0, r.size) if m.number == 2 and m.wire_type == LEN):
-        for asset in r.message(f, 1):
-            if asset.number != 6 or asset.wire_type != LEN:
-                continue
-            for a in r.message(asset, 2):
+        for asset, depth in _asset_file_defs(r, f):
+            for a in r.message(asset, depth):
+                if a.number == 1 and a.wire_type == LEN:
+                    walk.asset_tensors.update(
+                        r.text(t, MAX_NAME)
+                        for t in r.message(a, depth + 1)
+                        if t.number == 1 and t.wire_type == LEN
+                    )
                 if a.number == 2 and a.wire_type == LEN:
                     filename = r.text(a, 4096)
                     problem = _asset_problem(filename)
@@ -377,6 +410,31 @@ def _check_assets(walk: _Walk) -> None:
                                 f"asset {filename!r} of meta graph #{meta_index} is {problem}",
                                 evidence=filename,
                             )
+                        )
+
+
+def _asset_file_defs(reader: WireReader, meta_graph: WireField) -> Iterator[tuple[WireField, int]]:
+    """MetaGraphDef.asset_file_def (TF2 and recent TF1), and the AssetFileDefs that TF1's
+    SavedModelBuilder packs as Any values in the 'saved_model_assets' collection: the loader feeds both."""
+    for f in reader.message(meta_graph, 1):
+        if f.number == 6 and f.wire_type == LEN:
+            yield f, 2
+        elif f.number == 4 and f.wire_type == LEN:
+            key, value = "", None
+            for entry in reader.message(f, 2):
+                if entry.number == 1 and entry.wire_type == LEN:
+                    key = reader.text(entry, MAX_NAME)
+                elif entry.number == 2 and entry.wire_type == LEN:
+                    value = entry
+            if key != ASSETS_COLLECTION or value is None:
+                continue
+            for any_list in reader.message(value, 3):
+                if any_list.number != 5 or any_list.wire_type != LEN:
+                    continue
+                for packed in reader.message(any_list, 4):
+                    if packed.number == 1 and packed.wire_type == LEN:
+                        yield from (
+                            (v, 6) for v in reader.message(packed, 5) if v.number == 2 and v.wire_type == LEN
                         )
 
 
@@ -413,16 +471,105 @@ def _collect_functions(walk: _Walk, graph: WireField, depth: int) -> None:
 
 def _walk_graph(walk: _Walk, graph: WireField, depth: int, label: str) -> None:
     r = walk.reader
+    scope = _Scope(f"{label}")
     for f in r.message(graph, depth):
         if f.number == 1:
             if f.wire_type != LEN:
                 raise ProtobufError("GraphDef node is not a message", f.offset)
-            _judge(walk, f, _read_node(r, f, depth + 1), label)
+            node = _read_node(r, f, depth + 1)
+            _judge(walk, f, node, label)
+            scope.add(node, f)
+    _check_table_files(walk, scope)
     for fn, fn_depth in _library_functions(r, graph, depth):
         fn_label = f"{label} › function {_function_name(r, fn, fn_depth)!r}"
+        scope = _Scope(fn_label, _argument_names(r, fn, fn_depth))
         for f in r.message(fn, fn_depth):
             if f.number == 3 and f.wire_type == LEN:
-                _judge(walk, f, _read_node(r, f, fn_depth + 1), fn_label)
+                node = _read_node(r, f, fn_depth + 1)
+                _judge(walk, f, node, fn_label)
+                scope.add(node, f)
+        _check_table_files(walk, scope)
+
+
+def _argument_names(reader: WireReader, fn: WireField, depth: int) -> frozenset[str]:
+    """FunctionDef.signature.input_arg[].name."""
+    names: set[str] = set()
+    for f in reader.message(fn, depth):
+        if f.number == 1 and f.wire_type == LEN:
+            for arg in reader.message(f, depth + 1):
+                if arg.number == 2 and arg.wire_type == LEN:
+                    names.update(
+                        reader.text(a, MAX_NAME)
+                        for a in reader.message(arg, depth + 2)
+                        if a.number == 1 and a.wire_type == LEN
+                    )
+    return frozenset(names)
+
+
+def _check_table_files(walk: _Walk, scope: _Scope) -> None:
+    """A lookup table initialised from a file whose name the graph itself spells (a constant or a
+    computed string) reads that host file when the model loads; an asset or an argument is fine."""
+    for node, field_ in scope.table_inits:
+        if len(node.inputs) < 2:
+            continue
+        problem = _filename_problem(walk, scope, walk.reader.text(node.inputs[1], MAX_NAME))
+        if problem is None:
+            continue
+        detail = node.name or f"{node.op} node at byte {field_.offset}"
+        walk.events.append(
+            rules.FILE_ACCESS.at(
+                Location(walk.blob.chain, offset=field_.offset, detail=detail),
+                f"node {detail!r} ({scope.label}) runs op {node.op!r}, which reads the host file {problem}",
+                evidence=node.op,
+            )
+        )
+
+
+def _filename_problem(walk: _Walk, scope: _Scope, source: str) -> str | None:
+    for _ in range(MAX_IDENTITY_HOPS):
+        name = source.lstrip("^").split(":")[0]
+        if name in scope.arguments:
+            return None
+        found = scope.sources.get(name)
+        if found is None:
+            return f"named by {name!r}, computed inside the graph rather than a SavedModel asset"
+        node, field_ = found
+        if node.op in ("Placeholder", "PlaceholderWithDefault") or f"{name}:0" in walk.asset_tensors:
+            return None
+        if node.op == "Const":
+            spelled = _const_text(walk, node) or name
+            return f"{spelled!r}, a constant of the graph rather than a SavedModel asset"
+        if not node.inputs:
+            return f"named by {name!r}, which has no input"
+        source = walk.reader.text(node.inputs[0], MAX_NAME)
+    return f"named through more than {MAX_IDENTITY_HOPS} Identity nodes"
+
+
+def _const_text(walk: _Walk, node: _Node) -> str | None:
+    """The first string of a Const node's value (AttrValue.tensor → TensorProto.string_val)."""
+    value = _attr(walk.reader, node, "value")
+    if value is None:
+        return None
+    for v in walk.reader.message(value, 0):
+        if v.number == 8 and v.wire_type == LEN:
+            for t in walk.reader.message(v, 0):
+                if t.number == 8 and t.wire_type == LEN:
+                    return walk.reader.text(t, 4096)
+    return None
+
+
+def _attr(reader: WireReader, node: _Node, wanted: str) -> WireField | None:
+    """The AttrValue of a NodeDef attr map entry, by key."""
+    for entry in node.attrs:
+        key, value = "", None
+        for f in reader.message(entry, 0):
+            if f.number == 1 and f.wire_type == LEN:
+                key = reader.text(f, MAX_NAME)
+            elif f.number == 2 and f.wire_type == LEN:
+                value = f
+        if key == wanted and value is not None:
+            return value
+    return None
 
 
 def _judge(walk: _Walk, field_: WireField, node: _Node, label: str) -> None:
@@ -470,16 +617,10 @@ def _prints_to_file(walk: _Walk, node: _Node) -> bool:
     """PrintV2 writes to a file when its output_stream attribute is a file:// URL."""
     if node.op != "PrintV2":
         return False
-    r = walk.reader
-    for entry in node.attrs:
-        key, value = "", None
-        for f in r.message(entry, 0):
-            if f.number == 1 and f.wire_type == LEN:
-                key = r.text(f, MAX_NAME)
-            elif f.number == 2 and f.wire_type == LEN:
-                value = f
-        if key == "output_stream" and value is not None:
-            for v in r.message(value, 0):
-                if v.number == 2 and v.wire_type == LEN:
-                    return r.text(v, MAX_NAME).startswith("file://")
+    value = _attr(walk.reader, node, "output_stream")
+    if value is None:
+        return False
+    for v in walk.reader.message(value, 0):
+        if v.number == 2 and v.wire_type == LEN:
+            return walk.reader.text(v, MAX_NAME).startswith("file://")
     return False

@@ -35,10 +35,11 @@ FILE_ACCESS = Rule(
     cwe="CWE-73",
     description=(
         "The node reads, lists, memory-maps or writes files (ReadFile, WriteFile, MatchingFiles, "
-        "file readers and datasets, summary writers, ImmutableConst, PrintV2 to a file). Serving the "
-        "model runs it with the server's permissions: it can leak host files through model outputs "
-        "or overwrite files. Checkpoint ops of the SavedModel format (SaveV2, RestoreV2) are not "
-        "reported."
+        "file readers and datasets, summary writers, ImmutableConst, PrintV2 to a file, a lookup "
+        "table initialised from a file the graph names itself instead of a SavedModel asset). Serving "
+        "the model runs it with the server's permissions (table initialisers and resource initialisers "
+        "run inside tf.saved_model.load): it can leak host files through model outputs or overwrite "
+        "files. Checkpoint ops of the SavedModel format (SaveV2, RestoreV2) are not reported."
     ),
     remediation=_DONT_LOAD,
     references=(_SAVEDMODEL_SECURITY,),
