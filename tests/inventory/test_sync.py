@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from tests.inventory.folders import benign_pickle, config, malicious_pickle, sha
 from tests.samples import pickles as pk
 
 from modelshield import __version__
-from modelshield.connectors import DownloadBudget, VersionRef
+from modelshield.connectors import DownloadBudget, SourceError, VersionRef
 from modelshield.connectors.local import LocalFolderConnector
 from modelshield.engine.findings import Severity
 from modelshield.inventory import sync as sync_module
@@ -313,3 +313,25 @@ def test_the_verdict_goes_back_to_the_registry_as_tags(
         ),
     ]
     assert sync(inventory).outcomes[0].verdict_written is None  # nothing new: nothing written again
+
+
+class _UnlistableConnector(LocalFolderConnector):
+    """The local connector, failing to list the versions of one model as a registry might."""
+
+    def list_versions(self, model: str) -> Iterator[VersionRef]:
+        if model == "bad":
+            raise SourceError("permission denied listing versions")
+        return super().list_versions(model)
+
+
+def test_a_model_whose_versions_cannot_be_listed_does_not_stop_the_others(
+    inventory: Inventory, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "connector_for", lambda address, settings: _UnlistableConnector(models))
+    source = register(inventory, models)
+
+    report = sync(inventory)
+
+    assert statuses(report) == {"good": STATUS_SCANNED}
+    assert report.source_errors == (f"{source}: bad: permission denied listing versions",)
+    assert report.failed

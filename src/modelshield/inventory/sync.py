@@ -9,8 +9,8 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def sync_inventory(
             query = query.where(Source.address.in_(options.sources))
         sources = list(session.scalars(query))
         for source in sources:
-            syncer = _SourceSync(session, source, key, options, settings, warnings)
+            syncer = _SourceSync(session, source, key, options, settings, source_errors, warnings)
             try:
                 for outcome in syncer.run():
                     outcomes.append(outcome)
@@ -148,6 +148,7 @@ class _SourceSync:
         key: ScanKey,
         options: SyncOptions,
         settings: ConnectorSettings,
+        errors: list[str],
         warnings: list[str],
     ) -> None:
         self.session = session
@@ -155,13 +156,19 @@ class _SourceSync:
         self.key = key
         self.options = options
         self.settings = settings
+        self.errors = errors
         self.warnings = warnings
 
-    def run(self) -> Iterable[VersionOutcome]:
+    def run(self) -> Iterator[VersionOutcome]:
         connector = connector_for(self.source.address, self.settings)
-        for name in connector.list_models():
+        for name in list(connector.list_models()):
+            try:
+                refs = list(connector.list_versions(name))
+            except Exception as exc:  # one model that cannot be listed must not hide the others
+                self.errors.append(f"{self.source.address}: {name}: {_describe(exc)}")
+                continue
             model = self._model(name)
-            for ref in connector.list_versions(name):
+            for ref in refs:
                 yield self._sync_version(connector, model, ref)
 
     def _model(self, name: str) -> Model:
@@ -357,18 +364,7 @@ class _SourceSync:
         except Exception as exc:  # the scan is stored either way; the registry may be read-only to us
             self.warnings.append(f"{ref.model} {ref.version}: verdict not written: {_describe(exc)}")
             written = False
-        return VersionOutcome(
-            outcome.source,
-            outcome.model,
-            outcome.version,
-            outcome.status,
-            outcome.verdict,
-            outcome.scan_id,
-            outcome.scanned_blobs,
-            outcome.reused_blobs,
-            outcome.error,
-            written,
-        )
+        return replace(outcome, verdict_written=written)
 
 
 def _inner_location(location: Location) -> str:
