@@ -14,6 +14,7 @@ from modelshield import FileResult, Policy, Verdict
 from modelshield.engine.limits import Limits, MiB
 from modelshield.engine.scanner import ScanOptions, scan_paths
 from modelshield.engine.workers import POST_SCAN_POLICY_FIELDS, policy_scan_data
+from modelshield.errors import ModelShieldError
 
 MISBEHAVING = "tests.engine.misbehaving_handlers"
 
@@ -146,3 +147,12 @@ def test_every_policy_field_is_either_sent_to_workers_or_applied_after_the_scan(
     }
     assert {f.name for f in fields(Policy)} == set(names) | POST_SCAN_POLICY_FIELDS
     assert policy_scan_data(Policy(**names)) == {name: sorted(value) for name, value in names.items()}
+
+
+def test_workers_that_cannot_start_stop_the_scan_instead_of_blaming_files(tmp_path: Path) -> None:
+    tree = _tree(tmp_path, b"plain bytes")
+    options = ScanOptions(jobs=2, hash_cache=False, handlers_module="tests.engine.no_such_handlers")
+    with pytest.raises(
+        ModelShieldError, match=r"worker processes cannot start: the last one exited with status 1"
+    ):
+        scan_paths([tree], options=options)

@@ -40,6 +40,7 @@ from modelshield.engine.scanner import (
     not_scanned,
     scan_target,
 )
+from modelshield.errors import ModelShieldError
 from modelshield.policy.model import Policy
 
 _WORKER_COMMAND = (
@@ -49,9 +50,14 @@ _WORKER_COMMAND = (
     "from modelshield.engine.workers import worker_main; worker_main()"
 )
 _FRAME_HEADER = struct.Struct(">Q")
+_READY = b'{"ready": true}'
+"""A worker's first message: it started, imported the handlers and set its limits."""
 _REPLY_KEYS = frozenset({"result", "fresh_hash", "hashing_began_ns", "out_of_memory"})
 MAX_REPLY_BYTES = 64 * MiB
 CLOSE_GRACE_SECONDS = 2.0
+STARTUP_SECONDS = 60.0
+MAX_STARTUP_FAILURES = 2
+"""Workers in a row that fail to start before the scan gives up (it is the environment, not a file)."""
 PIPELINE_TASKS = 4
 PIPELINE_BYTES = 4 * MiB
 """Tasks queued ahead to one worker: at most this many, and more than one only while they are small
@@ -137,6 +143,7 @@ def worker_main() -> None:
     dispatcher = new_dispatcher(options.handlers_module)
     if isolate:
         resource.setrlimit(resource.RLIMIT_AS, (limits.child_memory_bytes, limits.child_memory_bytes))
+    _write_frame(reply_fd, _READY)
     while (frame := _read_frame(task_fd)) is not None:
         task = json.loads(frame)
         if isolate:
@@ -212,7 +219,9 @@ class _Worker:
     """Tasks sent and not answered, in order: the first is the one being scanned."""
     queued_bytes: int = 0
     deadline: float = math.inf
-    """When the first queued task runs out of wall-clock time."""
+    """When the first queued task runs out of wall-clock time (or the worker, of time to start)."""
+    started: float = field(default_factory=time.monotonic)
+    ready: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,6 +253,7 @@ class WorkerPool:
         self._tasks: Sequence[Task] = ()
         self._sizes: dict[int, int] = {}
         self._queue: deque[int] = deque()
+        self._startup_failures = 0
         for _ in range(self._size):
             self._start()
 
@@ -307,7 +317,7 @@ class WorkerPool:
                 if self._queue and self._has_room(worker):
                     position = self._queue.popleft()
                     if not worker.queued:
-                        worker.deadline = time.monotonic() + self._limits.child_wall_seconds
+                        worker.deadline = self._first_deadline(worker)
                     worker.queued.append(position)
                     worker.queued_bytes += self._size_of(position)
                     frames.setdefault(worker.tasks, []).append(self._task_frame(position))
@@ -315,6 +325,11 @@ class WorkerPool:
         for descriptor, batch in frames.items():
             with suppress(OSError):  # a worker that died is found out by its reply pipe
                 _write_all(descriptor, b"".join(batch))
+
+    def _first_deadline(self, worker: _Worker) -> float:
+        if worker.ready:
+            return time.monotonic() + self._limits.child_wall_seconds
+        return worker.started + STARTUP_SECONDS
 
     def _has_room(self, worker: _Worker) -> bool:
         if not worker.queued:
@@ -344,7 +359,10 @@ class WorkerPool:
             yield from self._read(key.data)
         now = time.monotonic()
         for worker in busy:
-            if worker in self._workers and worker.queued and now >= worker.deadline:
+            if worker in self._workers and not worker.ready and now >= worker.deadline:
+                worker.process.kill()
+                self._not_started(worker, f"did not start within {STARTUP_SECONDS:g} s")
+            elif worker in self._workers and worker.queued and now >= worker.deadline:
                 worker.process.kill()
                 seconds = self._limits.child_wall_seconds
                 yield self._lose(
@@ -359,26 +377,52 @@ class WorkerPool:
         except OSError:
             chunk = b""
         if not chunk:
-            if worker.queued:
+            if not worker.ready:
+                self._not_started(worker, None)
+            elif worker.queued:
                 yield self._lose(worker, None)
             else:
                 self._retire(worker)
             return
         worker.received += chunk
-        while worker in self._workers and worker.queued and len(worker.received) >= _FRAME_HEADER.size:
+        while worker in self._workers and len(worker.received) >= _FRAME_HEADER.size:
             length = _FRAME_HEADER.unpack_from(worker.received)[0]
-            if length > MAX_REPLY_BYTES:
-                worker.process.kill()
-                yield self._lose(worker, _Failure("crash", f"sent a reply of {length} bytes"))
+            unasked = worker.ready and not worker.queued
+            if length > MAX_REPLY_BYTES or unasked:
+                worker.process.kill()  # a reply nobody asked for is as bad as a huge one
+                if worker.ready:
+                    yield self._lose(worker, _Failure("crash", f"sent an unexpected reply of {length} bytes"))
+                else:
+                    self._not_started(worker, f"sent a message of {length} bytes")
                 return
             if len(worker.received) < _FRAME_HEADER.size + length:
                 return
             frame = bytes(worker.received[_FRAME_HEADER.size : _FRAME_HEADER.size + length])
             del worker.received[: _FRAME_HEADER.size + length]
+            if not worker.ready:
+                if frame != _READY:
+                    worker.process.kill()
+                    self._not_started(worker, "did not say it was ready")
+                    return
+                worker.ready = True
+                self._startup_failures = 0
+                worker.deadline = self._first_deadline(worker) if worker.queued else math.inf
+                continue
             position = worker.queued.popleft()
             worker.queued_bytes -= self._size_of(position)
             worker.deadline = time.monotonic() + self._limits.child_wall_seconds
             yield position, self._receive(worker, self._tasks[position][0], frame)
+
+    def _not_started(self, worker: _Worker, what: str | None) -> None:
+        """A worker that died or misbehaved before taking any task: not the fault of a file, so its
+        tasks go back to the queue; when workers keep failing to start, the scan cannot go on."""
+        ending = self._drop(worker)
+        self._startup_failures += 1
+        if self._startup_failures >= MAX_STARTUP_FAILURES:
+            raise ModelShieldError(
+                f"worker processes cannot start: the last one {what or ending.what} "
+                "(--jobs 1 scans without them, unless --isolate is given)"
+            )
 
     def _receive(self, worker: _Worker, target: FileTarget, frame: bytes) -> ScannedFile:
         try:
