@@ -23,6 +23,7 @@ from modelshield.policy.loader import load_policy, load_policy_and_limits
 from modelshield.policy.model import Policy
 
 if TYPE_CHECKING:
+    from modelshield.safe_download import download
     from modelshield.safe_load import (
         safe_joblib_load,
         safe_np_load,
@@ -49,6 +50,7 @@ __all__ = [
     "UnsafeModelError",
     "Verdict",
     "__version__",
+    "download",
     "load_policy",
     "load_policy_and_limits",
     "safe_joblib_load",
@@ -70,6 +72,10 @@ def __getattr__(name: str) -> Any:
         from modelshield import safe_load
 
         return getattr(safe_load, name)
+    if name == "download":  # scan on download; imported on first use like the helpers above
+        from modelshield.safe_download import download
+
+        return download
     raise AttributeError(f"module 'modelshield' has no attribute {name!r}")
 
 

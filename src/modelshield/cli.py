@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from modelshield import __version__
+from modelshield.cli_download import download_command, remote_source_options, scan_targets
 from modelshield.cli_inventory import gate_command, inventory_group
 from modelshield.cli_rules import rules_command
 from modelshield.engine.findings import Severity
@@ -99,6 +100,7 @@ DEFAULT_FORMAT = "text"
 
 @cli.command(cls=_ScanCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@remote_source_options
 @click.option(
     "--format",
     "report_format",
@@ -240,9 +242,9 @@ def _run_scan(
     isolate: bool = False,
     hash_cache: bool = True,
 ) -> ScanResult:
-    from modelshield.engine.scanner import ScanOptions, expand_paths, scan_paths
+    from modelshield.engine.scanner import ScanOptions, scan_paths
 
-    targets = list(expand_paths(paths))
+    targets = scan_targets(paths)
     if not targets:
         click.echo("modelshield: warning: no files found under the given paths", err=True)
     options = ScanOptions(
@@ -401,6 +403,7 @@ def _current_umask() -> int:
 
 
 cli.add_command(rules_command)
+cli.add_command(download_command)
 cli.add_command(inventory_group)
 cli.add_command(gate_command)
 

@@ -29,15 +29,16 @@ def private_directory(parent: Path | None = None, prefix: str = "modelshield-") 
 
 
 def download_cache_dir() -> Path:
-    """Where scanned downloads are kept: `$MODELSHIELD_CACHE_DIR`, else the user cache dir's `downloads`."""
-    override = os.environ.get(CACHE_DIR_VARIABLE)
-    if override:
-        return Path(override).expanduser()
+    """Where scanned downloads are kept: `downloads` in `$MODELSHIELD_CACHE_DIR` (the root the hash cache
+    also uses), else in the platform's user cache dir for modelshield."""
+    from modelshield.engine.hash_cache import default_cache_dir
+
+    if os.environ.get(CACHE_DIR_VARIABLE):
+        return default_cache_dir() / "downloads"
     try:
         from platformdirs import user_cache_dir
-    except ImportError:  # platformdirs comes with the inventory extra; fall back to the XDG layout
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(base) / "modelshield" / "downloads"
+    except ImportError:  # platformdirs comes with the inventory extra; the XDG layout serves without it
+        return default_cache_dir() / "downloads"
     return Path(user_cache_dir("modelshield")) / "downloads"
 
 
