@@ -72,12 +72,13 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def running_mlflow_server(root: Path) -> Iterator[MlflowServer]:
+def running_mlflow_server(root: Path, extra_env: dict[str, str] | None = None) -> Iterator[MlflowServer]:
     """`mlflow server` in its own process group, so teardown stops the uvicorn workers it spawns too."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env.update(extra_env or {})
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
