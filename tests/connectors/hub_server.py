@@ -153,6 +153,8 @@ class HubServer:
     def __init__(self, repos: dict[str, HubRepo]) -> None:
         self.repos = repos
         self.requests: list[tuple[str, str]] = []
+        self.authorization: dict[str, str | None] = {}
+        """The Authorization header last sent for each path."""
         handler = _handler_for(self)
         self._servers = (
             ThreadingHTTPServer(("127.0.0.1", 0), handler),
@@ -228,6 +230,7 @@ def _handler_for(server: HubServer) -> type[BaseHTTPRequestHandler]:
         def _route(self, *, send_body: bool) -> None:
             url = urlsplit(self.path)
             server.requests.append((self.command, url.path))
+            server.authorization[url.path] = self.headers.get("Authorization")
             segments = [unquote(part) for part in url.path.strip("/").split("/")]
             query = parse_qs(url.query)
             if segments[:2] == ["api", "models"]:

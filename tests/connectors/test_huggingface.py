@@ -231,3 +231,13 @@ def test_the_fixture_serves_what_hf_hub_download_expects(hub: HubServer, tmp_pat
     path = hf_hub_download("acme/benign", "model.safetensors", endpoint=hub.url, cache_dir=tmp_path / "c")
     assert Path(path).read_bytes() == tiny_safetensors()
     assert f"/snapshots/{head(hub, 'acme/benign')}/" in Path(path).as_posix()
+
+
+def test_the_token_goes_to_the_hub_but_not_to_its_storage_host(hub: HubServer, tmp_path: Path) -> None:
+    made = connector_for("hf://acme", ConnectorSettings(hf_endpoint=hub.url, hf_token="hf_secret"))
+    version = made.resolve("hf://acme/benign")
+    made.download(version, tmp_path / "out", DownloadBudget())
+    sha = version.version
+    assert hub.authorization["/api/models/acme/benign/revision/main"] == "Bearer hf_secret"
+    assert hub.authorization[f"/acme/benign/resolve/{sha}/model.safetensors"] == "Bearer hf_secret"
+    assert hub.authorization[f"/lfs-objects/acme/benign/{sha}/model.safetensors"] is None
