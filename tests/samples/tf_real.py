@@ -205,6 +205,14 @@ def build_module_with_assets(out: Path) -> None:
     tf.saved_model.save(module, str(out / "module_with_assets"), signatures=signatures)
 
 
+def _text_file_table(vocabulary: Any) -> Any:
+    """A StaticHashTable from a text file: each whole line maps to its line number."""
+    tf = _tf()
+    whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
+    init = tf.lookup.TextFileInitializer(vocabulary, tf.string, whole_line, tf.int64, line_number)
+    return tf.lookup.StaticHashTable(init, default_value=-1)
+
+
 def build_lookup_tables(out: Path) -> None:
     """Vocabulary lookups as real models ship them: a StaticHashTable initialised from a text file (an
     asset: HashTableV2 + InitializeTableFromTextFileV2), Keras StringLookup and TextVectorization."""
@@ -216,11 +224,7 @@ def build_lookup_tables(out: Path) -> None:
 
     class Tables(_module()):  # type: ignore[misc]
         def __init__(self) -> None:
-            init = tf.lookup.TextFileInitializer(
-                str(vocab), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-            )  # fmt: skip
-            self.table = tf.lookup.StaticHashTable(init, default_value=-1)
+            self.table = _text_file_table(str(vocab))
             self.lookup_layer = keras.layers.StringLookup(vocabulary=["cat", "dog"])
             self.vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4)
             self.vectorize.adapt(["the cat sat", "the dog ran far"])
@@ -249,13 +253,7 @@ def build_v1_saved_model_with_table(out: Path, name: str = "v1_saved_model_with_
         words = v1.placeholder(tf.string, [None], name="x")
         path = tf.constant(str(vocab), name="vocab_path")
         v1.add_to_collection(v1.GraphKeys.ASSET_FILEPATHS, path)
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-            ),
-            default_value=-1,
-        )  # fmt: skip
+        table = _text_file_table(path)
         ids = tf.identity(table.lookup(words), name="ids")
         session.run(v1.tables_initializer())
         builder = v1.saved_model.Builder(str(out / name))
@@ -397,11 +395,7 @@ class _Hostile:
 
         class Table(_module()):  # type: ignore[misc]
             def __init__(self) -> None:
-                init = tf.lookup.TextFileInitializer(
-                    str(vocab), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                    tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-                )  # fmt: skip
-                self.table = tf.lookup.StaticHashTable(init, default_value=-1)
+                self.table = _text_file_table(str(vocab))
 
             @_traced(tf.TensorSpec([None], tf.string))
             def serve(self, x: Any) -> Any:

@@ -420,12 +420,7 @@ def _asset_file_defs(reader: WireReader, meta_graph: WireField) -> Iterator[tupl
         if f.number == 6 and f.wire_type == LEN:
             yield f, 2
         elif f.number == 4 and f.wire_type == LEN:
-            key, value = "", None
-            for entry in reader.message(f, 2):
-                if entry.number == 1 and entry.wire_type == LEN:
-                    key = reader.text(entry, MAX_NAME)
-                elif entry.number == 2 and entry.wire_type == LEN:
-                    value = entry
+            key, value = _map_entry(reader, f, 2)
             if key != ASSETS_COLLECTION or value is None:
                 continue
             for any_list in reader.message(value, 3):
@@ -561,15 +556,21 @@ def _const_text(walk: _Walk, node: _Node) -> str | None:
 def _attr(reader: WireReader, node: _Node, wanted: str) -> WireField | None:
     """The AttrValue of a NodeDef attr map entry, by key."""
     for entry in node.attrs:
-        key, value = "", None
-        for f in reader.message(entry, 0):
-            if f.number == 1 and f.wire_type == LEN:
-                key = reader.text(f, MAX_NAME)
-            elif f.number == 2 and f.wire_type == LEN:
-                value = f
+        key, value = _map_entry(reader, entry, 0)
         if key == wanted and value is not None:
             return value
     return None
+
+
+def _map_entry(reader: WireReader, entry: WireField, depth: int) -> tuple[str, WireField | None]:
+    """A protobuf map<string, message> entry: its key and its value message."""
+    key, value = "", None
+    for f in reader.message(entry, depth):
+        if f.number == 1 and f.wire_type == LEN:
+            key = reader.text(f, MAX_NAME)
+        elif f.number == 2 and f.wire_type == LEN:
+            value = f
+    return key, value
 
 
 def _judge(walk: _Walk, field_: WireField, node: _Node, label: str) -> None:
