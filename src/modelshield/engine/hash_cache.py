@@ -82,7 +82,8 @@ def default_cache_dir() -> Path:
     return base / "modelshield"
 
 
-def _is_sha256(text: object) -> bool:
+def is_sha256(text: object) -> bool:
+    """Whether `text` is a SHA-256 digest in lowercase hex."""
     return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
@@ -113,13 +114,13 @@ class HashCache:
         except Exception as exc:  # noqa: BLE001 - sqlite3.Error and its kin: the cache is optional
             self._give_up(exc)
             return None
-        if row is None or row[0] != stamp.state or not _is_sha256(row[1]):
+        if row is None or row[0] != stamp.state or not is_sha256(row[1]):
             return None
         return str(row[1])
 
     def store(self, stamp: FileStamp, sha256: str) -> None:
         """Remember a hash computed over the whole file in state `stamp` (written on `flush`)."""
-        if not _is_sha256(sha256):
+        if not is_sha256(sha256):
             raise ValueError(f"not a lowercase hex SHA-256: {sha256!r}")
         if not self._disabled:
             self._pending[stamp.identity] = (stamp.state, sha256)

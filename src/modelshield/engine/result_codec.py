@@ -17,6 +17,7 @@ from modelshield.engine.findings import (
     Severity,
     Suppression,
 )
+from modelshield.engine.hash_cache import is_sha256
 from modelshield.engine.result import FileResult, FormatNode
 
 MAX_TREE_DEPTH = 256
@@ -48,7 +49,7 @@ def decode_file_result(data: object) -> FileResult:
         fields = _fields(data, "file result", _FILE_KEYS)
         size = _int(fields, "size")
         sha256 = _optional(fields, "sha256", _str)
-        if sha256 is not None and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)):
+        if sha256 is not None and not is_sha256(sha256):
             raise ResultDecodeError("sha256 is not lowercase hex of 64 digits")
         duration = fields["duration_seconds"]
         if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < 1e9:

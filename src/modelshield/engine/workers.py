@@ -3,8 +3,9 @@ JSON text (the parent never unpickles what a worker sends); a worker that crashe
 limit costs only the file it was scanning, which gets an error result, and is replaced.
 
 Each worker is a fresh `python -I` (fork and exec, safe while the parent runs hashing threads) that
-scans one file at a time: that is what pins a crash on one file (a ProcessPoolExecutor breaks as a
-whole and cannot say which task killed it) and lets the parent hold each file to a wall clock.
+scans its files one after another: that is what pins a crash on one file (a ProcessPoolExecutor
+breaks as a whole and cannot say which task killed it) and lets the parent hold each file to a wall
+clock.
 multiprocessing's spawn and forkserver were not used: both re-run the caller's `__main__` in every
 worker, which a library must not do to a script that imports it; the cost they would save is a
 replacement worker's start-up (about 0.3 s of imports), paid only after a crash.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.engine.findings import Location, ScanIssue
-from modelshield.engine.hash_cache import FileStamp, StampedHash
+from modelshield.engine.hash_cache import FileStamp, StampedHash, is_sha256
 from modelshield.engine.limits import Limits, MiB
 from modelshield.engine.result_codec import ResultDecodeError, decode_file_result, encode_file_result
 from modelshield.engine.scanner import (
@@ -114,7 +115,7 @@ def _decode_stamped(data: object) -> StampedHash | None:
         or not all(isinstance(n, int) and not isinstance(n, bool) for n in stamp)
     ):
         raise ResultDecodeError("a file stamp is not a list of five integers")
-    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+    if not is_sha256(digest):
         raise ResultDecodeError("sha256 is not lowercase hex of 64 digits")
     return StampedHash(FileStamp(*stamp), digest)
 
