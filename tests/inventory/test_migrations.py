@@ -13,9 +13,11 @@ from sqlalchemy import inspect
 
 from modelshield.inventory.database import (
     MIGRATIONS,
+    SCHEMA_REVISION,
     alembic_config,
     create_inventory_engine,
     current_revision,
+    stored_revision,
     upgrade_to_head,
 )
 from modelshield.inventory.schema import Base
@@ -46,8 +48,8 @@ def test_an_empty_database_upgrades_to_head_and_matches_the_models(database_url:
         upgrade_to_head(engine)
 
         head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-        assert head == "0001"
-        assert current_revision(engine) == head
+        assert head == SCHEMA_REVISION == "0001"
+        assert current_revision(engine) == stored_revision(engine) == head
         assert sorted(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

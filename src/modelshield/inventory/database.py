@@ -6,11 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 DB_ENVIRONMENT_VARIABLE = "MODELSHIELD_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA_REVISION = "0001"
+"""The newest migration (a test holds it equal to the scripts' head): a database already there is opened
+without loading Alembic at all."""
 
 
 def default_database_url() -> str:
@@ -54,9 +57,20 @@ def alembic_config(engine: Engine) -> Any:
 
 def upgrade_to_head(engine: Engine) -> None:
     """Bring the database's schema to the newest migration (creating it when empty)."""
+    if stored_revision(engine) == SCHEMA_REVISION:
+        return
     from alembic import command
 
     command.upgrade(alembic_config(engine), "head")
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """The revision recorded in the database's `alembic_version` table, read without Alembic."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        revisions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return revisions[0] if len(revisions) == 1 else None
 
 
 def current_revision(engine: Engine) -> str | None:
