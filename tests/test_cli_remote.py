@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from tests.connectors import moto_server
 from tests.connectors.hub_server import (
     MALICIOUS_PICKLE,
     HubServer,
@@ -18,6 +19,8 @@ from tests.connectors.hub_server import (
 )
 
 from modelshield.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_ERROR, EXIT_USAGE, cli
+
+s3_store = moto_server.s3_store
 
 
 @pytest.fixture
@@ -100,6 +103,20 @@ def test_the_download_budget_covers_all_remote_inputs_together(hub: HubServer) -
     result = invoke("scan", "hf://acme/benign", "hf://acme/benign@main", "--max-download-size", "150")
     assert result.exit_code == EXIT_SCAN_ERROR
     assert "exceeds the download budget of 21 bytes" in result.stderr
+
+
+def test_scan_reads_an_s3_model_and_names_its_objects(
+    s3_store: moto_server.S3Store, monkeypatch: pytest.MonkeyPatch, temp_root: Path
+) -> None:
+    s3_store.put("scanned/evil/sub/model.pkl", MALICIOUS_PICKLE)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_store.endpoint_url)
+    result = invoke("scan", f"s3://{s3_store.bucket}/scanned/evil", "--format", "json")
+    assert result.exit_code == EXIT_FINDINGS, result.stderr
+    files = report(result)["files"]
+    assert [(f["path"], f["findings"][0]["rule_id"]) for f in files] == [
+        (f"s3://{s3_store.bucket}/scanned/evil/sub/model.pkl", "PICKLE-DANGEROUS-CALL")
+    ]
+    assert list(temp_root.iterdir()) == []
 
 
 def test_scan_of_an_unknown_repo_says_so(hub: HubServer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.connectors import moto_server
 from tests.connectors.hub_server import (
     CONFIG_JSON,
     MALICIOUS_PICKLE,
@@ -12,6 +13,7 @@ from tests.connectors.hub_server import (
     hub_fixture,  # noqa: F401 - provides the `hub` fixture
     tiny_safetensors,
 )
+from tests.connectors.moto_server import S3Store
 
 import modelshield
 from modelshield import UnsafeModelError
@@ -20,6 +22,8 @@ from modelshield.connectors.base import DownloadTooLarge, SourceError
 from modelshield.errors import UsageError
 from modelshield.policy.model import Policy
 from modelshield.safe_download import download_scanned
+
+s3_store = moto_server.s3_store
 
 
 @pytest.fixture
@@ -144,3 +148,19 @@ def test_fail_on_and_settings_are_honoured(hub: HubServer, cache: Path, tmp_path
 def test_a_local_path_is_not_a_download(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a remote model address"):
         modelshield.download(str(tmp_path))
+
+
+def test_an_s3_model_is_downloaded_or_refused_the_same_way(s3_store: S3Store, cache: Path) -> None:
+    store = s3_store
+    store.put("downloads/benign/config.json", CONFIG_JSON)
+    store.put("downloads/evil/model.pkl", MALICIOUS_PICKLE)
+    settings = ConnectorSettings(s3_endpoint_url=store.endpoint_url)
+    scanned = download_scanned(f"s3://{store.bucket}/downloads/benign", Policy(), settings=settings)
+    assert files_under(scanned.path) == ["config.json"]
+    assert scanned.path.parent.name == "benign"
+    assert scanned.path.name == scanned.version.version
+    with pytest.raises(UnsafeModelError) as refused:
+        modelshield.download(f"s3://{store.bucket}/downloads/evil", settings=settings)
+    found = [(f.rule_id, f.location.chain[0]) for f in refused.value.findings]
+    assert ("PICKLE-DANGEROUS-CALL", f"s3://{store.bucket}/downloads/evil/model.pkl") in found
+    assert [p.name for p in cache.rglob("*") if p.is_file()] == ["config.json"]
