@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from modelshield.engine.hash_cache import (
     CACHE_FILE,
     FileStamp,
     HashCache,
-    HashCacheWarning,
     default_cache_dir,
 )
 
@@ -75,31 +73,39 @@ def test_content_changed_too_recently_to_tell_is_not_settled() -> None:
     assert not _stamp(mtime_ns=now - 3_000_000_000, ctime_ns=now - 1_000_000_000).settled_before(now)
 
 
-def test_a_corrupt_cache_warns_once_and_then_acts_empty(tmp_path: Path) -> None:
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "modelshield.engine.hash_cache"]
+
+
+def test_a_corrupt_cache_warns_once_and_then_acts_empty(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / CACHE_FILE).write_bytes(b"this is not a database" * 100)
     cache = HashCache(tmp_path)
-    with pytest.warns(HashCacheWarning, match="hash cache disabled for this scan"):
-        assert cache.lookup(_stamp()) is None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        cache.store(_stamp(), DIGEST)
-        assert cache.lookup(_stamp()) is None
-        cache.close()
+    assert cache.lookup(_stamp()) is None
+    cache.store(_stamp(), DIGEST)
+    assert cache.lookup(_stamp()) is None
+    cache.close()
+    assert _warnings(caplog) == [
+        "modelshield: warning: hash cache disabled for this scan (DatabaseError: file is not a database); "
+        "files are hashed in full"
+    ]
 
 
-def test_an_unusable_cache_directory_warns_once(tmp_path: Path) -> None:
+def test_an_unusable_cache_directory_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     cache = HashCache(blocker / "cache")
-    with pytest.warns(HashCacheWarning, match="NotADirectoryError|FileExistsError"):
-        assert cache.lookup(_stamp()) is None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert cache.lookup(_stamp()) is None
+    assert cache.lookup(_stamp()) is None
+    assert cache.lookup(_stamp()) is None
+    assert _warnings(caplog) == [
+        "modelshield: warning: hash cache disabled for this scan (NotADirectoryError: [Errno 20] Not a "
+        f"directory: '{blocker / 'cache'}'); files are hashed in full"
+    ]
 
 
 def test_a_locked_cache_drops_the_writes_with_a_warning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(hash_cache, "BUSY_TIMEOUT_SECONDS", 0.05)
     with HashCache(tmp_path) as cache:
@@ -109,8 +115,11 @@ def test_a_locked_cache_drops_the_writes_with_a_warning(
     try:
         cache = HashCache(tmp_path)
         cache.store(_stamp(ctime_ns=5_000), OTHER)
-        with pytest.warns(HashCacheWarning, match="database is locked"):
-            cache.close()
+        cache.close()
+        assert _warnings(caplog) == [
+            "modelshield: warning: hash cache disabled for this scan (OperationalError: database is locked); "
+            "files are hashed in full"
+        ]
     finally:
         holder.execute("ROLLBACK")
         holder.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +18,6 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 2.0
 SETTLE_NS = 2_000_000_000
 """Coarser than any file system's time stamps (FAT and ext3 keep whole or even seconds)."""
-
-
-class HashCacheWarning(UserWarning):
-    """The hash cache could not be used; files are hashed as if it were empty."""
 
 
 @dataclass(frozen=True)
@@ -201,8 +196,12 @@ class HashCache:
         self._connection = None
         self._disabled = True
         self._pending.clear()
-        warnings.warn(
-            f"hash cache disabled for this scan ({type(exc).__name__}: {exc}); files are hashed in full",
-            HashCacheWarning,
-            stacklevel=3,
+        # Logged, not raised or warned: a missing cache costs time, never a verdict. Without logging
+        # configured, Python prints the message alone on standard error.
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "modelshield: warning: hash cache disabled for this scan (%s: %s); files are hashed in full",
+            type(exc).__name__,
+            exc,
         )
