@@ -51,4 +51,4 @@ class ScanContext:
     def check_time(self) -> None:
         elapsed = time.monotonic() - self.started
         if elapsed > self.limits.max_seconds_per_file:
-            raise LimitExceeded("max_seconds_per_file", round(elapsed, 1), self.limits.max_seconds_per_file)
+            raise LimitExceeded("max_seconds_per_file", round(elapsed, 3), self.limits.max_seconds_per_file)

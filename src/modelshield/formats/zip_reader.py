@@ -910,8 +910,8 @@ def zip_findings(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Iterator[
         yield ScanIssue(
             "limit",
             f"members expand to {total_declared} bytes, more than the per-file limit "
-            f"{limits.max_expanded_bytes_per_file}; the rest is not scanned",
-            ctx.where(blob),
+            f"{limits.max_expanded_bytes_per_file} (max_expanded_bytes_per_file); the rest is not scanned",
+            ctx.where(blob, detail="max_expanded_bytes_per_file"),
         )
 
 
