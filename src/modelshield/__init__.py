@@ -88,6 +88,7 @@ def scan(
     limits: Limits | None = None,
     jobs: int = 1,
     isolate: bool = False,
+    hash_cache: bool = True,
 ) -> ScanResult:
     """Scan files or directories (walked recursively, identified by content) and return the result.
 
@@ -98,7 +99,8 @@ def scan(
     policy file's `[limits]` comes from `load_policy_and_limits`).
     `jobs` files are scanned at once in worker processes (1: in this process); `isolate=True` scans
     every file in a child process held to the limits' child memory, CPU and wall-clock bounds, where
-    a crash or a limit hit makes that file an error result. Files come back in the same order."""
+    a crash or a limit hit makes that file an error result. Files come back in the same order.
+    `hash_cache=False` neither reads nor writes the hash cache (see `engine.hash_cache`)."""
     from modelshield.engine.scanner import ScanOptions, scan_paths
 
     if isinstance(path_or_paths, (str, os.PathLike)):
@@ -106,6 +108,11 @@ def scan(
     else:
         paths = list(path_or_paths)
     options = ScanOptions(
-        compute_hash=compute_hash, deep=deep, limits=limits or DEFAULT_LIMITS, jobs=jobs, isolate=isolate
+        compute_hash=compute_hash,
+        deep=deep,
+        limits=limits or DEFAULT_LIMITS,
+        jobs=jobs,
+        isolate=isolate,
+        hash_cache=hash_cache,
     )
     return scan_paths(paths, policy=policy, options=options)

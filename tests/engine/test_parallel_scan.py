@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tests.samples.archives import zip_with
 from tests.samples.pickles import os_system
 
+import modelshield
 from modelshield import FileResult, Verdict
 from modelshield.cli import cli
 from modelshield.engine import hash_cache, scanner
@@ -172,10 +173,17 @@ def test_hashes_from_workers_and_from_the_duplicate_check_are_cached(
     assert cached == [f.sha256 for f in result.files]
 
 
-def test_no_cache_leaves_no_cache_behind(tmp_path: Path, settled_now: None) -> None:
+def test_no_cache_leaves_no_cache_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled_now: None
+) -> None:
     tree = _mixed_tree(tmp_path)
     scan_paths([tree], options=ScanOptions(hash_cache=False, cache_dir=tmp_path / "cache"))
     assert not (tmp_path / "cache").exists()
+    monkeypatch.setenv("MODELSHIELD_CACHE_DIR", str(tmp_path / "env-cache"))
+    modelshield.scan(tree, hash_cache=False)
+    assert not (tmp_path / "env-cache").exists()
+    modelshield.scan(tree)
+    assert (tmp_path / "env-cache" / CACHE_FILE).is_file()
 
 
 def test_cli_options_for_jobs_isolation_and_the_cache(
