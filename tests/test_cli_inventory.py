@@ -295,3 +295,18 @@ def test_a_policy_file_with_limits_is_its_own_key_for_sync_and_gate(
         "bad": None,
         "good": None,
     }
+
+
+def test_sync_of_one_source_leaves_the_others_and_refuses_unknown_ones(db: str, tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    benign_pickle(first / "a" / "model.pkl")
+    benign_pickle(second / "b" / "model.pkl", epoch=9)
+    run("inventory", "--db", db, "add", str(first))
+    run("inventory", "--db", db, "add", str(second))
+
+    only_second = run("inventory", "--db", db, "sync", "--source", str(second), "--format", "json")
+    unknown = run("inventory", "--db", db, "sync", "--source", str(tmp_path / "elsewhere"))
+
+    assert [v["model"] for v in json.loads(only_second.stdout)["versions"]] == ["b"]
+    assert unknown.exit_code == EXIT_USAGE
+    assert f"no registered source '{tmp_path / 'elsewhere'}'" in unknown.stderr

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from modelshield.engine.limits import Limits
-    from modelshield.inventory.schema import Model, Version
+    from modelshield.inventory.schema import Model, Source, Version
     from modelshield.inventory.store import Inventory
     from modelshield.policy.model import Policy
 
@@ -214,24 +214,26 @@ def add_command(ctx: click.Context, address: str) -> None:
 def remove_command(ctx: click.Context, address: str) -> None:
     """Forget a source with its models, versions and their scans (scanned blobs stay for reuse)."""
     with _failures_to_exit_codes(ctx), _inventory(ctx) as inventory, inventory.session() as session:
-        from modelshield.inventory.store import find_source
-
-        source = find_source(session, address) or _source_by_connector(session, address)
-        if source is None:
-            raise UsageError(f"no registered source {address!r}; see `modelshield inventory list`")
+        source = _registered_source(session, address)
         session.delete(source)
         session.commit()
         click.echo(f"removed source {source.address}")
 
 
-def _source_by_connector(session: Session, address: str) -> Any:
+def _registered_source(session: Session, address: str) -> Source:
+    """The registered source `address` names, as given or as its connector spells it; UsageError if none."""
     from modelshield.connectors import SourceError, connector_for
     from modelshield.inventory.store import find_source
 
-    try:
-        return find_source(session, connector_for(address).source)
-    except SourceError:
-        return None
+    source = find_source(session, address)
+    if source is None:
+        try:
+            source = find_source(session, connector_for(address).source)
+        except SourceError:
+            source = None
+    if source is None:
+        raise UsageError(f"no registered source {address!r}; see `modelshield inventory list`")
+    return source
 
 
 @inventory_group.command("migrate")
@@ -273,7 +275,9 @@ def sync_command(
 
         budget = DownloadBudget(max_bytes=max_bytes) if max_bytes else DownloadBudget()
         policy, limits = _policy_and_limits(policy_file, None)
-        options = SyncOptions(policy=policy, limits=limits, jobs=jobs, budget=budget, sources=sources)
+        with inventory.session() as session:
+            addresses = tuple(_registered_source(session, address).address for address in sources)
+        options = SyncOptions(policy=policy, limits=limits, jobs=jobs, budget=budget, sources=addresses)
         report = sync_inventory(inventory, options, on_version=_progress(output_format))
         if output_format == "json":
             click.echo(json.dumps(_sync_document(report), indent=2))

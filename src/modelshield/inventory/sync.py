@@ -232,7 +232,7 @@ class _SourceSync:
             return self._write_back(connector, ref, version, scan, outcome)
         for sha256, result in scanned.items():
             self._store_blob_scan(sha256, result)
-        replace_files(self.session, version, {path: (sha, size) for path, (sha, size) in files.items()})
+        replace_files(self.session, version, files)
         self.session.flush()
         blob_scans = {sha: blob_scan(self.session, sha, self.key) for sha, _ in files.values()}
         verdicts = [Verdict(scan.verdict) for scan in blob_scans.values() if scan is not None]
