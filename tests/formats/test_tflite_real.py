@@ -24,7 +24,8 @@ def proofs(real: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return tf_real.prove_in_venv(samples, dict.fromkeys(CONVERTED))
 
 
-CONVERTED = ("float.tflite", "dynamic_range.tflite", "int8.tflite", "flex.tflite", "custom_op.tflite")
+CLEAN = ("float.tflite", "dynamic_range.tflite", "int8.tflite")
+CONVERTED = (*CLEAN, "flex.tflite", "flex_read_file.tflite", "custom_op.tflite")
 
 
 def scan_one(path: Path) -> FileResult:
@@ -33,7 +34,7 @@ def scan_one(path: Path) -> FileResult:
     return file
 
 
-@pytest.mark.parametrize("name", ["float.tflite", "dynamic_range.tflite", "int8.tflite"])
+@pytest.mark.parametrize("name", CLEAN)
 def test_converter_models_are_clean(real: dict[str, Path], name: str) -> None:
     file = scan_one(real[name])
     assert (file.findings, file.issues, file.verdict) == ((), (), Verdict.CLEAN)
@@ -54,6 +55,17 @@ def test_flex_with_ordinary_ops_is_clean_with_low_notes(real: dict[str, Path]) -
     assert file.verdict is Verdict.CLEAN
 
 
+def test_flex_file_op_is_high(real: dict[str, Path]) -> None:
+    """The converter accepts tf.io.read_file under SELECT_TF_OPS: the Flex delegate would read any
+    host file the caller names."""
+    file = scan_one(real["flex_read_file.tflite"])
+    assert graded(file) == [
+        ("TFLITE-FLEX-OP", Severity.LOW, "operator_codes[1]", "FlexStringLength"),
+        ("TFLITE-FLEX-OP", Severity.HIGH, "operator_codes[0]", "FlexReadFile"),
+    ]
+    assert file.verdict is Verdict.SUSPICIOUS
+
+
 def test_converter_custom_ops_are_named(real: dict[str, Path]) -> None:
     """allow_custom_ops emits the TensorFlow ops as custom ops: whatever kernel the loader registers
     under those names runs, so they are medium."""
@@ -66,17 +78,19 @@ def test_converter_custom_ops_are_named(real: dict[str, Path]) -> None:
 
 
 def test_real_interpreter_runs_the_clean_models(proofs: dict[str, dict[str, Any]]) -> None:
-    for name in ("float.tflite", "dynamic_range.tflite", "int8.tflite"):
+    for name in CLEAN:
         assert proofs[name]["loaded"] is True, proofs[name]
         [[probabilities]] = proofs[name]["outputs"]
         assert len(probabilities) == 3, name
 
 
 def test_real_interpreter_reads_flex_and_custom_ops_as_we_do(proofs: dict[str, dict[str, Any]]) -> None:
-    """The interpreter parses both models and stops where we report: it wants the Flex delegate for
-    the Select TF ops, and a registered kernel for the custom op."""
-    assert proofs["flex.tflite"]["loaded"] is False
-    assert "Select TensorFlow op(s)" in proofs["flex.tflite"]["error"]
-    assert "Flex delegate" in proofs["flex.tflite"]["error"]
+    """The interpreter parses the models and stops where we report: it wants the Flex delegate for the
+    Select TF ops (tensorflow-cpu 2.21's Python interpreter no longer links it), and a registered
+    kernel for the custom op."""
+    for flex in ("flex.tflite", "flex_read_file.tflite"):
+        assert proofs[flex]["loaded"] is False
+        assert "Select TensorFlow op(s)" in proofs[flex]["error"]
+        assert "Flex delegate" in proofs[flex]["error"]
     assert proofs["custom_op.tflite"]["loaded"] is False
     assert "Encountered unresolved custom op: StringLower" in proofs["custom_op.tflite"]["error"]

@@ -467,8 +467,8 @@ def _converter(saved_model: Path) -> Any:
 
 
 def build_tflite(out: Path) -> None:
-    """Float, dynamic-range and full-integer models from the converter; Flex (SELECT_TF_OPS) and a
-    custom op (allow_custom_ops) from small modules."""
+    """Float, dynamic-range and full-integer models from the converter; Flex (SELECT_TF_OPS) with string
+    ops and with ReadFile, and custom ops (allow_custom_ops), from small modules."""
     tf = _tf()
 
     class Dense(_module()):  # type: ignore[misc]
@@ -502,13 +502,18 @@ def build_tflite(out: Path) -> None:
         def serve(self, words: Any) -> Any:
             return tf.strings.to_hash_bucket_fast(tf.strings.lower(words), 64)
 
-    strings = out / SOURCES / "strings"
-    module = Strings()
-    tf.saved_model.save(module, str(strings), signatures=module.serve)
-    flex = _converter(strings)
-    flex.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    (out / "flex.tflite").write_bytes(flex.convert())
-    custom = _converter(strings)
+    class Reader(_module()):  # type: ignore[misc]
+        @_traced(tf.TensorSpec([], tf.string))
+        def serve(self, path: Any) -> Any:
+            return tf.strings.length(tf.io.read_file(path))
+
+    for source, module, flex_name in ((Strings, Strings(), "flex"), (Reader, Reader(), "flex_read_file")):
+        saved = out / SOURCES / source.__name__
+        tf.saved_model.save(module, str(saved), signatures=module.serve)
+        flex = _converter(saved)
+        flex.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        (out / f"{flex_name}.tflite").write_bytes(flex.convert())
+    custom = _converter(out / SOURCES / "Strings")
     custom.allow_custom_ops = True
     (out / "custom_op.tflite").write_bytes(custom.convert())
 
