@@ -1,0 +1,113 @@
+"""With the default limits, hostile inputs (bombs, deep nesting, huge declared counts, pickles built to
+fill memory) are stopped with bounded memory: a child process scans them all and its peak RSS (VmHWM of
+its own address space: ru_maxrss would count the parent's pages at fork) stays under 256 MB."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.samples import archives
+from tests.samples import limit_samples as ls
+from tests.samples.gguf_samples import RawGGUF
+from tests.samples.numpy_samples import npy_bytes
+
+PEAK_RSS_LIMIT = 256 * 1024 * 1024
+CHILD_SECONDS = 240
+
+_CHILD = """
+import json, signal, sys
+signal.alarm(int(sys.argv[1]))  # a hang kills the child, and the test fails on its missing report
+from modelshield import scan
+from modelshield.engine.limits import Limits
+names = sorted(Limits.names(), key=len, reverse=True)
+report = {}
+for path in sys.argv[2:]:
+    (file,) = scan(path).files
+    limits = set()
+    for issue in file.issues:
+        if issue.kind == "limit":
+            limits.update(n for n in names if issue.location.detail == n or n in issue.message)
+    report[path.rsplit("/", 1)[-1]] = {
+        "verdict": file.verdict.value,
+        "limits": sorted(limits),
+        "rules": sorted({f.rule_id for f in file.findings}),
+    }
+status = open("/proc/self/status", encoding="ascii").read()
+peak_kib = int(status.split("VmHWM:", 1)[1].split()[0])
+print(json.dumps({"report": report, "peak_kib": peak_kib}))
+"""
+
+
+def _nested_pickles(depth: int) -> bytes:
+    """pickle.loads of a pickle that calls pickle.loads of a pickle… `depth` levels deep."""
+    inner = b"\x80\x02K\x01."
+    for _ in range(depth):
+        inner = b"\x80\x03cpickle\nloads\nB" + struct.pack("<I", len(inner)) + inner + b"\x85R."
+    return inner
+
+
+def _huge_shape_npy() -> bytes:
+    return npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }")
+
+
+def _huge_protobuf_length() -> bytes:
+    """An ONNX model whose graph field declares 2**60 bytes."""
+    varint = bytearray()
+    n = 1 << 60
+    while n >= 0x80:
+        varint.append(n & 0x7F | 0x80)
+        n >>= 7
+    varint.append(n)
+    return b"\x08\x08\x12\x07pytorch" + b"\x3a" + bytes(varint) + b"\x0a\x00"
+
+
+SAMPLES = {
+    # name: (bytes, limits the scan must report, rules it must report)
+    "bomb-1GiB.gz": (lambda: ls.gzip_zeros(1024), {"max_expansion_ratio"}, {"ARCHIVE-BOMB"}),
+    "bomb-1GiB.zst": (lambda: ls.zstd_zeros(1024), {"max_expansion_ratio"}, {"ARCHIVE-BOMB"}),
+    "bomb-1GiB.zip": (lambda: archives.deflate_bomb(1024), set(), {"ARCHIVE-BOMB"}),
+    "zip-in-zip-40.zip": (lambda: ls.nested_zip(40), {"max_nesting_depth"}, set()),
+    "zip64-2^60-members.zip": (
+        lambda: ls.zip64_declaring(1 << 60),
+        {"max_members_per_archive"},
+        {"ARCHIVE-TOO-MANY-MEMBERS"},
+    ),
+    "pickle-in-pickle-20.pkl": (lambda: _nested_pickles(20), {"max_nesting_depth"}, {"PICKLE-NESTED-LOAD"}),
+    "3M-numbers.pkl": (lambda: ls.pickle_of_numbers(3_000_000), {"max_pickle_opcodes"}, set()),
+    "2M-empty-dicts.pkl": (lambda: ls.pickle_of_empty_dicts(2_000_000), {"max_pickle_objects"}, set()),
+    "400k-calls.pkl": (lambda: ls.pickle_of_calls(400_000), {"max_pickle_objects"}, set()),
+    "1M-memo-entries.pkl": (lambda: ls.pickle_memoising(1_000_000), {"max_pickle_memo_entries"}, set()),
+    "string-2^62.pkl": (lambda: ls.pickle_declaring_string(1 << 62), set(), {"PICKLE-MALFORMED"}),
+    "tensors-2^62.gguf": (lambda: RawGGUF(tensor_count=1 << 62).build(), set(), {"GGUF-ABSURD-COUNT"}),
+    "kvs-2^64.gguf": (lambda: RawGGUF(kv_count=(1 << 64) - 1).build(), set(), {"GGUF-ABSURD-COUNT"}),
+    "shape-2^80.npy": (_huge_shape_npy, set(), set()),
+    "length-2^60.onnx": (_huge_protobuf_length, set(), set()),
+}
+
+
+def _scan_in_child(paths: list[Path]) -> tuple[dict[str, dict[str, object]], int]:
+    """The child's report and its peak resident set in bytes."""
+    command = [sys.executable, "-c", _CHILD, str(CHILD_SECONDS), *map(str, paths)]
+    done = subprocess.run(command, capture_output=True, timeout=CHILD_SECONDS + 30, check=False)  # noqa: S603
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    output = json.loads(done.stdout)
+    return output["report"], output["peak_kib"] * 1024
+
+
+def test_hostile_inputs_are_stopped_with_bounded_memory(tmp_path: Path) -> None:
+    paths = []
+    for name, (build, _, _) in SAMPLES.items():
+        path = tmp_path / name
+        path.write_bytes(build())
+        paths.append(path)
+    report, peak = _scan_in_child(paths)
+    for name, (_, limits, rules) in SAMPLES.items():
+        seen = report[name]
+        assert seen["verdict"] != "clean", (name, seen)
+        assert limits <= set(seen["limits"]), (name, seen)  # type: ignore[arg-type]
+        assert rules <= set(seen["rules"]), (name, seen)  # type: ignore[arg-type]
+    assert peak < PEAK_RSS_LIMIT, f"peak RSS {peak / 2**20:.0f} MiB"
