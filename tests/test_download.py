@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,21 @@ def test_an_s3_model_is_downloaded_or_refused_the_same_way(s3_store: S3Store, ca
     found = [(f.rule_id, f.location.chain[0]) for f in refused.value.findings]
     assert ("PICKLE-DANGEROUS-CALL", f"s3://{store.bucket}/downloads/evil/model.pkl") in found
     assert [p.name for p in cache.rglob("*") if p.is_file()] == ["config.json"]
+
+
+def test_a_cache_entry_that_is_a_link_is_not_followed(hub: HubServer, cache: Path, tmp_path: Path) -> None:
+    path = modelshield.download("hf://acme/benign")
+    elsewhere = tmp_path / "elsewhere"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        modelshield.download("hf://acme/benign")
+
+
+def test_without_huggingface_hub_the_extra_is_named(
+    hub: HubServer, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    monkeypatch.setitem(sys.modules, "huggingface_hub.errors", None)
+    with pytest.raises(SourceError, match=r"pip install 'modelshield\[hf\]'"):
+        modelshield.download("hf://acme/benign")

@@ -84,6 +84,8 @@ def download_scanned(
     version = connector.resolve(address)
     cache = download_cache_dir()
     target = Path(dest) if dest is not None else cached_version_dir(cache, version)
+    if dest is None and target.is_symlink():
+        raise UsageError(f"the cache entry for {version.address} is a symbolic link; remove it: {target}")
     if dest is None and target.is_dir():
         return _rescan_cached(version, target, policy)
     if dest is not None:
