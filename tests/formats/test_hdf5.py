@@ -14,7 +14,7 @@ from modelshield import FileResult, Severity, Verdict, scan
 from modelshield.analysis import isolated
 from modelshield.analysis.hdf5_probe import code_reasons
 from modelshield.analysis.isolated import IsolationLimits, run_module
-from modelshield.engine.limits import MiB
+from modelshield.engine.limits import Limits, MiB
 from modelshield.formats import hdf5
 
 
@@ -142,17 +142,15 @@ def test_hdf5_inside_a_zip_is_copied_for_the_child(tmp_path: Path) -> None:
     assert ("HDF5-PATH-ESCAPE", ("bundle.zip", "weights/links.h5"), "/link0") in located(result)
 
 
-def test_child_timeout_is_an_issue_never_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hdf5, "ISOLATION", IsolationLimits(wall_seconds=0.001))
-    result = scan_file(hs.plain(tmp_path))
+def test_child_timeout_is_an_issue_never_clean(tmp_path: Path) -> None:
+    result = scan(hs.plain(tmp_path), compute_hash=False, limits=Limits(child_wall_seconds=0.001)).files[0]
     assert [i.kind for i in result.issues] == ["isolation"]
     assert "timed out" in result.issues[0].message
     assert result.verdict is Verdict.ERROR
 
 
-def test_child_out_of_memory_is_an_issue_never_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hdf5, "ISOLATION", IsolationLimits(memory_bytes=32 * MiB))
-    result = scan_file(hs.plain(tmp_path))
+def test_child_out_of_memory_is_an_issue_never_clean(tmp_path: Path) -> None:
+    result = scan(hs.plain(tmp_path), compute_hash=False, limits=Limits(child_memory_bytes=32 * MiB)).files[0]
     assert [i.kind for i in result.issues] == ["isolation"]
     assert result.verdict is Verdict.ERROR
 

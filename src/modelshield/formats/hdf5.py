@@ -26,8 +26,6 @@ version = "1"
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 FIRST_USER_BLOCK = 512
 PROBE_MODULE = "modelshield.analysis.hdf5_probe"
-ISOLATION = IsolationLimits()
-"""Limits of the child that runs h5py; tests lower them to prove a failing child is never clean."""
 USER_BLOCK_CHECK = 1 * MiB
 MAX_FINDINGS_PER_RULE = 32
 _MEMO = "hdf5.superblock"
@@ -68,7 +66,7 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         return
     try:
         with blob_as_file(blob, ctx.limits.max_member_bytes) as (path, fds):
-            run = run_module(PROBE_MODULE, [path], ISOLATION, pass_fds=fds)
+            run = run_module(PROBE_MODULE, [path], IsolationLimits.from_limits(ctx.limits), pass_fds=fds)
     except BlobTooLarge as exc:
         yield ScanIssue("limit", f"HDF5 content not analysed: {exc}", Location(blob.chain))
         return
