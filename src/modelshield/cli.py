@@ -17,6 +17,7 @@ from modelshield import __version__
 from modelshield.cli_download import download_command, remote_source_options, scan_targets
 from modelshield.cli_inventory import gate_command, inventory_group
 from modelshield.cli_rules import rules_command
+from modelshield.cli_webhook import mlflow_webhook_command
 from modelshield.engine.findings import Severity
 from modelshield.engine.limits import DEFAULT_LIMITS, InvalidLimit, Limits
 from modelshield.engine.result import FileResult, ScanResult
@@ -406,6 +407,7 @@ cli.add_command(rules_command)
 cli.add_command(download_command)
 cli.add_command(inventory_group)
 cli.add_command(gate_command)
+cli.add_command(mlflow_webhook_command)
 
 
 def main() -> None:

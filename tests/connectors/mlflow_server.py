@@ -57,7 +57,7 @@ class MlflowServer:
         return client.get_model_version(name, version.version)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -74,7 +74,7 @@ def _healthy(url: str) -> bool:
 @contextmanager
 def running_mlflow_server(root: Path, extra_env: dict[str, str] | None = None) -> Iterator[MlflowServer]:
     """`mlflow server` in its own process group, so teardown stops the uvicorn workers it spawns too."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"

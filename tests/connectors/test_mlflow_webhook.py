@@ -7,6 +7,11 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -14,8 +19,16 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from tests.connectors.mlflow_server import malicious_files, running_mlflow_server
+from click.testing import CliRunner
+from tests.connectors.mlflow_server import (
+    MlflowServer,
+    benign_files,
+    free_port,
+    malicious_files,
+    running_mlflow_server,
+)
 
+from modelshield.cli import EXIT_OK, cli
 from modelshield.connectors.mlflow_webhook import (
     MAX_BODY_BYTES,
     ModelVersionCreated,
@@ -111,14 +124,28 @@ def test_the_receiver_answers_each_kind_of_delivery(
     assert seen == [ModelVersionCreated("fraud", "4", "d-1")]
 
 
-def test_a_new_version_registered_in_mlflow_is_scanned_and_tagged_without_a_manual_sync(
+def _await_line(process: subprocess.Popen[str], timeout: float) -> str:
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    return process.stdout.readline() if ready else ""
+
+
+def _tagged(
+    server: MlflowServer, name: str, versions: list[str], timeout: float
+) -> dict[str, dict[str, str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        tags = {v: server.client().get_model_version(name, v).tags for v in versions}
+        if all("modelshield.verdict" in t for t in tags.values()) or time.monotonic() > deadline:
+            return tags
+        time.sleep(1)
+
+
+def test_the_webhook_command_scans_and_tags_each_new_version_as_it_is_registered(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    """`modelshield mlflow-webhook` in its own process; MLflow delivers to it; no one runs `sync`."""
     from mlflow.entities.webhook import WebhookEvent
-
-    from modelshield.inventory.schema import Source
-    from modelshield.inventory.store import Inventory, utcnow
-    from modelshield.inventory.sync import SyncOptions, sync_inventory
 
     work = tmp_path_factory.mktemp("webhook")
     private_webhooks = {
@@ -126,32 +153,37 @@ def test_a_new_version_registered_in_mlflow_is_scanned_and_tagged_without_a_manu
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
     }
     with running_mlflow_server(tmp_path_factory.mktemp("mlflow-webhook"), private_webhooks) as server:
-        source = f"mlflow+{server.url}"
-        inventory = Inventory.open(f"sqlite:///{work / 'inventory.db'}")
-        with inventory.session() as session:
-            session.add(Source(kind="models", address=source, added_at=utcnow()))
-            session.commit()
-        synced = threading.Event()
-        outcomes: list[tuple[str, str, str | None]] = []
-
-        def sync_source(event: ModelVersionCreated) -> None:
-            report = sync_inventory(inventory, SyncOptions(sources=(source,)))
-            outcomes.extend(
-                (o.model, o.version, o.verdict) for o in report.outcomes if o.model == event.model
-            )
-            synced.set()
-
-        receiver = WebhookReceiver(SECRET, sync_source).start()
+        db, source = f"sqlite:///{work / 'inventory.db'}", f"mlflow+{server.url}"
+        assert CliRunner().invoke(cli, ["inventory", "--db", db, "add", source]).exit_code == EXIT_OK
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MODELSHIELD_WEBHOOK_SECRET"] = SECRET
+        command = [sys.executable, "-m", "modelshield", "mlflow-webhook", source]
+        command += ["--listen", f"127.0.0.1:{port}", "--db", db]
+        listener = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         try:
-            server.client().create_webhook(
-                "modelshield", receiver.url, events=[WebhookEvent("model_version", "created")], secret=SECRET
+            expected = (
+                f"listening on http://127.0.0.1:{port}/ for model_version.created deliveries from {source}"
             )
-            version = server.register("fraud", malicious_files(work)).version
-            assert synced.wait(120), f"no delivery arrived; receiver errors: {receiver.errors}"
+            assert _await_line(listener, 60) == expected + "\n"
+            events = [WebhookEvent("model_version", "created")]
+            server.client().create_webhook(
+                "modelshield", f"http://127.0.0.1:{port}/", events=events, secret=SECRET
+            )
+            malicious = server.register("fraud", malicious_files(work)).version
+            benign = server.register("fraud", benign_files(work)).version
+            tags = _tagged(server, "fraud", [malicious, benign], timeout=120)
         finally:
-            receiver.stop()
-            inventory.close()
-        assert receiver.errors == []
-        assert outcomes == [("fraud", version, "malicious")]
-        tags = server.client().get_model_version("fraud", version).tags
-        assert (tags["modelshield.verdict"], tags["modelshield.gate"]) == ("malicious", "fail")
+            listener.send_signal(signal.SIGTERM)
+            out, err = listener.communicate(timeout=60)
+    assert listener.returncode == EXIT_OK, err
+    assert {v: (t.get("modelshield.verdict"), t.get("modelshield.gate")) for v, t in tags.items()} == {
+        malicious: ("malicious", "fail"),
+        benign: ("clean", "pass"),
+    }
+    assert sorted(out.splitlines()) == [
+        f"fraud {malicious}: scanned, verdict malicious",
+        f"fraud {benign}: scanned, verdict clean",
+    ]
