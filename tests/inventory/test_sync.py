@@ -335,3 +335,20 @@ def test_a_model_whose_versions_cannot_be_listed_does_not_stop_the_others(
     assert statuses(report) == {"good": STATUS_SCANNED}
     assert report.source_errors == (f"{source}: bad: permission denied listing versions",)
     assert report.failed
+
+
+def test_a_model_without_files_is_never_clean(inventory: Inventory, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    (root / "empty" / "nothing-here").mkdir(parents=True)
+    register(inventory, root)
+
+    (outcome,) = sync(inventory).outcomes
+
+    assert (outcome.model, outcome.status, outcome.verdict) == ("empty", STATUS_REUSED, "error")
+    with inventory.session() as session:
+        version = find_model(session, "empty").versions[0]
+        result = run_gate(session, version, Severity.LOW, None)
+        assert (result.outcome, result.reason) == (
+            GateOutcome.INCOMPLETE,
+            "not fully scanned: the version has no files",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
@@ -60,7 +61,11 @@ def judge_scan(session: Session, version: Version, scan: Scan | None, threshold:
         reason = f"findings at or above {threshold.value}: {listed}"
         return GateResult(GateOutcome.FINDINGS, reason, scan.id, counts)
     if not scan.fully_scanned:
-        return GateResult(GateOutcome.INCOMPLETE, "some files were not fully scanned", scan.id, counts)
+        issues = json.loads(scan.issues)
+        shown = "; ".join(issues[:3]) + (f"; and {len(issues) - 3} more" if len(issues) > 3 else "")
+        return GateResult(
+            GateOutcome.INCOMPLETE, f"not fully scanned: {shown or 'unknown reason'}", scan.id, counts
+        )
     return GateResult(GateOutcome.PASSED, f"no finding at or above {threshold.value}", scan.id, counts)
 
 

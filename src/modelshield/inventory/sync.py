@@ -270,6 +270,7 @@ class _SourceSync:
             f.sha256 is not None and blob_scan(self.session, f.sha256, self.key) is not None for f in listed
         ):
             return {f.path: (f.sha256 or "", f.size or 0) for f in listed}, {}
+        self.session.commit()  # no transaction held open while a large download runs
         workdir = Path(tempfile.mkdtemp(prefix="modelshield-sync-"))
         try:
             root = connector.download(ref, workdir / "files", self.options.budget)
