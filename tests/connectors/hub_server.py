@@ -107,7 +107,8 @@ class HubRepo:
 def standard_repos() -> dict[str, HubRepo]:
     """acme/benign (safetensors + config), acme/evil (a pickle that calls os.system), acme/evolving (a
     benign first commit tagged v1, then a malicious one), acme/climber (a path with `..`), acme/liar
-    (serves far more bytes than it lists) and acme/tampered (LFS content differs from its sha256)."""
+    (serves far more bytes than it lists), acme/tampered (LFS content differs from its sha256) and
+    acme/swapped (a regular file's content differs from its git object id)."""
     repos = {
         name: HubRepo(name)
         for name in (
@@ -117,6 +118,7 @@ def standard_repos() -> dict[str, HubRepo]:
             "acme/climber",
             "acme/liar",
             "acme/tampered",
+            "acme/swapped",
         )
     }
     weights = tiny_safetensors()
@@ -141,6 +143,9 @@ def standard_repos() -> dict[str, HubRepo]:
     )
     repos["acme/tampered"].commit(
         "tamper", HubFile("model.safetensors", weights, lfs=True, served=weights[:-1] + b"\x01")
+    )
+    repos["acme/swapped"].commit(
+        "swap", HubFile("config.json", CONFIG_JSON, served=CONFIG_JSON.replace(b"2", b"9"))
     )
     return repos
 

@@ -83,6 +83,7 @@ def test_list_models_lists_the_namespace(hub: HubServer) -> None:
         "acme/evil",
         "acme/evolving",
         "acme/liar",
+        "acme/swapped",
         "acme/tampered",
     ]
 
@@ -170,6 +171,19 @@ def test_lfs_content_that_differs_from_its_sha256_is_refused(hub: HubServer, tmp
     with pytest.raises(SourceError, match=f"the hub lists {listed}"):
         hub_connector.download(version, tmp_path / "out", DownloadBudget())
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_a_regular_file_that_differs_from_its_git_object_id_is_refused(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    hub_connector = connector(hub)
+    version = hub_connector.resolve("hf://acme/swapped")  # same length, one byte changed
+    listed = hub.repos["acme/swapped"].commits[0].files[0].blob_id
+    with pytest.raises(
+        SourceError, match=f"config.json has git object id [0-9a-f]{{40}}, the hub lists {listed}"
+    ):
+        hub_connector.download(version, tmp_path / "out", DownloadBudget())
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_download_refuses_a_destination_that_is_not_empty(hub: HubServer, tmp_path: Path) -> None:

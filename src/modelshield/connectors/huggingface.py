@@ -137,6 +137,24 @@ class HuggingFaceConnector:
     def list_files(self, version: VersionRef) -> list[RemoteFile]:
         """The repository's files at the pinned commit, with sizes and, for LFS files, their sha256. A path
         that could leave a download directory is refused here already."""
+        return [remote for remote, _ in self._listing(version)]
+
+    def download(self, version: VersionRef, dest: Path, budget: DownloadBudget) -> Path:
+        """Stream each file at the pinned commit into `dest`, counting every byte against the budget as it
+        is written; each file's size and content hash (LFS sha256, else git object id) must match the
+        commit's listing, so the files are exactly that commit's."""
+        listing = self._listing(version)
+        dest = empty_destination(dest)
+        tally = DownloadTally(dest, budget)
+        tally.check_declared([remote for remote, _ in listing])
+        with _hub_errors(f"downloading {version.address}"):
+            headers = self._headers()
+            for remote, blob_id in listing:
+                self._fetch(version, remote, blob_id, tally, headers)
+        return dest
+
+    def _listing(self, version: VersionRef) -> list[tuple[RemoteFile, str]]:
+        """Each file of the commit with its git object id."""
         _checked_repo_id(version.model)
         with _hub_errors(f"listing the files of {version.address}"):
             entries = list(
@@ -144,44 +162,35 @@ class HuggingFaceConnector:
             )
         from huggingface_hub.hf_api import RepoFile
 
-        files: list[RemoteFile] = []
+        files: list[tuple[RemoteFile, str]] = []
         for entry in entries:
             if not isinstance(entry, RepoFile):  # a folder
                 continue
             check_listed_path(entry.path)
             sha256 = entry.lfs.sha256.lower() if entry.lfs is not None else None
-            files.append(RemoteFile(entry.path, entry.size, sha256))
-        return sorted(files, key=lambda remote: remote.path)
-
-    def download(self, version: VersionRef, dest: Path, budget: DownloadBudget) -> Path:
-        """Stream each file at the pinned commit into `dest`, counting every byte against the budget as it
-        is written; sizes and LFS hashes must match the listing."""
-        files = self.list_files(version)
-        dest = empty_destination(dest)
-        tally = DownloadTally(dest, budget)
-        tally.check_declared(files)
-        with _hub_errors(f"downloading {version.address}"):
-            headers = self._headers()
-            for remote in files:
-                self._fetch(version, remote, tally, headers)
-        return dest
+            files.append((RemoteFile(entry.path, entry.size, sha256), entry.blob_id.lower()))
+        return sorted(files, key=lambda listed: listed[0].path)
 
     def _fetch(
-        self, version: VersionRef, remote: RemoteFile, tally: DownloadTally, headers: dict[str, str]
+        self,
+        version: VersionRef,
+        remote: RemoteFile,
+        blob_id: str,
+        tally: DownloadTally,
+        headers: dict[str, str],
     ) -> None:
         from huggingface_hub import get_session
 
         url = self._file_url(version, remote.path)
-        digest = hashlib.sha256()
+        digest, expected, kind = _expected_digest(remote, blob_id)
         with get_session().stream("GET", url, headers=headers, timeout=TIMEOUT_SECONDS) as response:
             if response.status_code != 200:
                 raise SourceError(f"{version.address}: GET {remote.path} answered {response.status_code}")
             target = tally.write(remote.path, _hashed(response.iter_bytes(CHUNK), digest), remote.size)
-        if remote.sha256 is not None and digest.hexdigest() != remote.sha256:
+        if digest.hexdigest() != expected:
             target.unlink()
             raise SourceError(
-                f"{version.address}: {remote.path} has sha256 {digest.hexdigest()}, "
-                f"the hub lists {remote.sha256}"
+                f"{version.address}: {remote.path} has {kind} {digest.hexdigest()}, the hub lists {expected}"
             )
 
     def write_verdict(self, version: VersionRef, tags: Mapping[str, str]) -> bool:
@@ -226,6 +235,15 @@ class HuggingFaceConnector:
                 library_version=_tool_version(),
             )
         return self._client
+
+
+def _expected_digest(remote: RemoteFile, blob_id: str) -> tuple[hashlib._Hash, str, str]:
+    """The hash the hub's listing fixes for a file: the LFS sha256, else git's object id of the content
+    (sha1 over `blob <size>\\0` and the bytes)."""
+    if remote.sha256 is not None:
+        return hashlib.sha256(), remote.sha256, "sha256"
+    header = b"blob %d\0" % (remote.size or 0)
+    return hashlib.sha1(header, usedforsecurity=False), blob_id, "git object id"
 
 
 def _hashed(chunks: Iterator[bytes], digest: hashlib._Hash) -> Iterator[bytes]:
