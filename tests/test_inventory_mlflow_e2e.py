@@ -158,3 +158,18 @@ def test_a_new_version_scans_only_its_new_file(deployment: Deployment, first_syn
     assert (outcome["status"], outcome["verdict"]) == ("scanned", "malicious")
     assert modelshield_tags(deployment, "fraud-detector", version)["modelshield.verdict"] == "malicious"
     assert run("gate", f"fraud-detector@{version}", "--db", deployment.db).exit_code == EXIT_FINDINGS
+
+
+def test_scan_reads_a_registered_version_by_its_models_address(deployment: Deployment) -> None:
+    benign = run("scan", "models:/fraud-detector@champion", "--mlflow-uri", deployment.server.url)
+    assert benign.exit_code == EXIT_OK, benign.output
+    malicious = run(
+        "scan", "models:/fraud-detector/2", "--mlflow-uri", deployment.server.url, "--format", "json"
+    )
+    assert malicious.exit_code == EXIT_FINDINGS, malicious.output
+    report = json.loads(malicious.output)
+    files = {f["path"]: f["verdict"] for f in report["files"]}
+    assert files == {
+        "models:/fraud-detector/2/config.json": "clean",
+        "models:/fraud-detector/2/data/model.pkl": "malicious",
+    }
