@@ -36,6 +36,7 @@ SAVED_MODEL_FILES = {
         ("keras_saved_model", SAVED_MODEL_FILES),
         ("module_with_assets", SAVED_MODEL_FILES | {"assets/vocab.txt"}),
         ("lookup_tables", SAVED_MODEL_FILES | {"assets/labels.txt"}),
+        ("ops_tour", SAVED_MODEL_FILES),
         ("v1_saved_model_with_table", {"saved_model.pb", "assets/v1_vocab.txt"}),
         ("frozen_graph.pb", {""}),
         ("frozen_v1_control_flow.pb", {""}),

@@ -150,7 +150,7 @@ def _traced(*specs: Any) -> Callable[[_F], _F]:
 
 def _keras_model() -> Any:
     """A small functional model with the layers real exports carry: embedding, LSTM (a While loop in
-    the function library), convolution, normalisation, attention, dropout."""
+    the function library), convolution, normalisation, attention, dropout, a Lambda."""
     import keras
 
     keras.utils.set_random_seed(7)
@@ -162,6 +162,7 @@ def _keras_model() -> Any:
     x = keras.layers.LayerNormalization()(x)
     x = keras.layers.LSTM(8)(x)
     x = keras.layers.Dropout(0.1)(x)
+    x = keras.layers.Lambda(lambda t: t * 2.0 - 1.0)(x)  # traced into graph ops; no Python is saved
     out = keras.layers.Dense(3, activation="softmax")(x)
     return keras.Model(tokens, out)
 
@@ -266,6 +267,49 @@ def build_v1_saved_model_with_table(out: Path, name: str = "v1_saved_model_with_
             main_op=v1.tables_initializer(),
         )
         builder.save()
+
+
+def build_ops_tour(out: Path) -> None:
+    """One signature through the op families real models use beyond layers: strings and ragged
+    tensors, map_fn/scan/TensorArray loops, signal, image, sparse, linear algebra, segments, sorting,
+    stateless random numbers."""
+    tf = _tf()
+
+    class Tour(_module()):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.scale = tf.Variable(tf.ones([4]))
+
+        @_traced(tf.TensorSpec([None], tf.string), tf.TensorSpec([None, 16], tf.float32))
+        def serve(self, text: Any, x: Any) -> Any:
+            words = tf.strings.split(tf.strings.regex_replace(tf.strings.lower(text), "[.,]", ""))
+            ids = tf.strings.to_hash_bucket_fast(words, 100)
+            steps = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+            for i in tf.range(tf.shape(x)[0]):
+                steps = steps.write(i, tf.reduce_max(x[i]))
+            image = tf.image.rot90(tf.image.resize(tf.reshape(x, [-1, 4, 4, 1]), [8, 8]))
+            gram = tf.linalg.matmul(x, x, transpose_b=True) + tf.eye(tf.shape(x)[0])
+            return {
+                "ids": ids.to_tensor(default_value=0),
+                "ngrams": tf.strings.ngrams(words, 2).to_tensor(),
+                "lengths": tf.strings.length(text, unit="UTF8_CHAR"),
+                "mapped": tf.map_fn(lambda row: tf.reduce_sum(row * self.scale[0]), x),
+                "scanned": tf.scan(lambda total, row: total + row, x),
+                "steps": steps.stack(),
+                "spectrum": tf.abs(tf.signal.stft(x, frame_length=8, frame_step=4)),
+                "image": tf.image.per_image_standardization(tf.image.flip_left_right(image)),
+                "sparse": tf.sparse.reduce_sum(tf.sparse.from_dense(x), axis=1),
+                "cholesky": tf.linalg.cholesky(gram @ tf.transpose(gram)),
+                "segments": tf.math.unsorted_segment_sum(x, tf.zeros([tf.shape(x)[0]], tf.int32), 2),
+                "top": tf.math.top_k(x, 3).values,
+                "order": tf.argsort(x),
+                "noise": tf.random.stateless_uniform([2], seed=[1, 2]),
+                "einsum": tf.einsum("ij,kj->ik", x, x),
+                "gelu": tf.nn.gelu(x),
+                "one_hot": tf.one_hot(ids.flat_values, 100),
+            }
+
+    module = Tour()
+    tf.saved_model.save(module, str(out / "ops_tour"), signatures=module.serve)
 
 
 def _frozen(function: Any) -> bytes:
@@ -526,6 +570,7 @@ def build(out: Path) -> None:
         build_keras_saved_model,
         build_module_with_assets,
         build_lookup_tables,
+        build_ops_tour,
         build_frozen_graph,
         build_frozen_v1_control_flow,
         build_v1_saved_model_with_table,

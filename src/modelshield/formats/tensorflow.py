@@ -192,7 +192,8 @@ ORDINARY_OPS = frozenset(_ORDINARY.split())
 # asset (a function argument bound to assets/, a fed placeholder, an asset_file_def tensor), a file
 # read on the host when the graph spells the name itself (they run while the model loads).
 TABLE_FILE_OPS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
-_FILENAME_SOURCES = {"Identity", "Const", "Placeholder", "PlaceholderWithDefault"}
+_FED = {"Placeholder", "PlaceholderWithDefault", "_Arg"}  # given by the caller (the loader feeds assets)
+_FILENAME_SOURCES = {"Identity", "Const", *_FED}
 
 # Field numbers of TensorFlow's protos.
 SAVED_MODEL_FIELDS = {1: VARINT, 2: LEN}
@@ -529,7 +530,7 @@ def _filename_problem(walk: _Walk, scope: _Scope, source: str) -> str | None:
         if found is None:
             return f"named by {name!r}, computed inside the graph rather than a SavedModel asset"
         node, field_ = found
-        if node.op in ("Placeholder", "PlaceholderWithDefault") or f"{name}:0" in walk.asset_tensors:
+        if node.op in _FED or f"{name}:0" in walk.asset_tensors:
             return None
         if node.op == "Const":
             spelled = _const_text(walk, node) or name
