@@ -81,6 +81,16 @@ SAMPLES = {
     "2M-empty-dicts.pkl": (lambda: ls.pickle_of_empty_dicts(2_000_000), {"max_pickle_objects"}, set()),
     "400k-calls.pkl": (lambda: ls.pickle_of_calls(400_000), {"max_pickle_objects"}, set()),
     "1M-memo-entries.pkl": (lambda: ls.pickle_memoising(1_000_000), {"max_pickle_memo_entries"}, set()),
+    "3M-item-config.keras": (
+        lambda: ls.stored_keras(ls.wide_keras_config(3_000_000)),
+        {"max_config_nodes"},
+        set(),
+    ),
+    "7MiB-config.keras": (
+        lambda: ls.stored_keras(ls.wide_keras_config(7 * 2**19)),
+        {"max_config_bytes"},
+        set(),
+    ),
     "string-2^62.pkl": (lambda: ls.pickle_declaring_string(1 << 62), set(), {"PICKLE-MALFORMED"}),
     "tensors-2^62.gguf": (lambda: RawGGUF(tensor_count=1 << 62).build(), set(), {"GGUF-ABSURD-COUNT"}),
     "kvs-2^64.gguf": (lambda: RawGGUF(kv_count=(1 << 64) - 1).build(), set(), {"GGUF-ABSURD-COUNT"}),

@@ -332,6 +332,18 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], dict[str, object], str, str | None
         "max_config_nodes",
         None,
     ),
+    "large-config.keras": (
+        lambda: ls.stored_keras(ls.wide_keras_config(100_000)),
+        {"max_config_bytes": "100KiB"},
+        "max_config_bytes",
+        None,
+    ),
+    "wide-config.keras": (
+        lambda: ls.stored_keras(ls.wide_keras_config(100_000)),
+        {"max_config_nodes": 1000},
+        "max_config_nodes",
+        None,
+    ),
     "300-members.zip": (
         lambda: ls.many_members_zip(300),
         {"max_seconds_per_file": "1ms"},

@@ -121,3 +121,19 @@ def pickle_decompressing(compressed: bytes) -> bytes:
 
 def zlib_zeros(size: int) -> bytes:
     return zlib.compress(bytes(size), 9)
+
+
+def stored_keras(config: bytes) -> bytes:
+    """A .keras zip with its members stored (no compression, so no bomb check stands in the way)."""
+    return archives.raw_zip(
+        [
+            archives.RawEntry(b"metadata.json", b'{"keras_version": "3.0.0"}'),
+            archives.RawEntry(b"config.json", config),
+            archives.RawEntry(b"model.weights.h5", b""),
+        ]
+    )
+
+
+def wide_keras_config(items: int) -> bytes:
+    """A Keras config holding one list of `items` zeros (two bytes each)."""
+    return b'{"class_name": "Sequential", "config": {"layers": [], "x": [' + b"0," * items + b"0]}}"

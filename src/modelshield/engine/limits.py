@@ -88,6 +88,10 @@ class Limits:
     max_protobuf_depth: int = 64
     """Nesting of protobuf messages (ONNX, TensorFlow graphs) followed while walking the wire format;
     each ONNX subgraph level costs three (graph › node › attribute)."""
+    max_config_bytes: int = 6 * MiB
+    """Size of a JSON model description parsed whole (Keras config.json, skops schema.json). Parsing
+    multiplies it: 8 MiB of `{},` become 230 MB of Python dicts. Real configs are kilobytes to a few
+    megabytes."""
     max_config_nodes: int = 500_000
     """Values visited in one model configuration (Keras config, NeMo/Hydra YAML) before it is given
     up."""

@@ -30,7 +30,6 @@ from modelshield.rules import keras as rules
 name = "keras"
 version = "1"
 
-MAX_CONFIG_BYTES = 64 * MiB
 MAX_CODE_BYTES = 1 * MiB
 EVIDENCE_CHARS = 200
 KERAS_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"})
@@ -69,7 +68,7 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     if member is not None:
         where = member_location(blob, archive, member)
         try:
-            raw = read_member_bytes(blob, ctx, member, MAX_CONFIG_BYTES)
+            raw = read_member_bytes(blob, ctx, member, ctx.limits.max_config_bytes + 1)
         except (ValueError, OSError, LimitExceeded) as exc:
             yield ScanIssue("unparsed", f"config.json not read: {exc}", where)
         else:
@@ -79,8 +78,12 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
 
 def scan_config(raw: bytes, where: Location, ctx: ScanContext) -> Iterator[ScanEvent]:
     """Judge a Keras model config (JSON bytes): also used for the `model_config` of legacy H5 models."""
-    if len(raw) >= MAX_CONFIG_BYTES:
-        yield ScanIssue("limit", f"config.json larger than {MAX_CONFIG_BYTES} bytes not analysed", where)
+    if len(raw) > ctx.limits.max_config_bytes:
+        yield ScanIssue(
+            "limit",
+            f"config.json larger than {ctx.limits.max_config_bytes} bytes not analysed (max_config_bytes)",
+            where,
+        )
         return
     try:
         document = json.loads(raw.decode("utf-8", errors="replace"))
@@ -99,10 +102,12 @@ def _objects(document: object, max_nodes: int) -> Iterator[tuple[str, dict[str, 
     while stack:
         path, node = stack.pop()
         visited += 1
-        if visited > max_nodes:
+        # Counted before a container's children are listed: one list of millions must not be expanded.
+        pending = visited + len(stack) + (len(node) if isinstance(node, (dict, list)) else 0)
+        if pending > max_nodes:
             raise LimitExceeded(
                 "max_config_nodes",
-                visited,
+                pending,
                 max_nodes,
                 f"Keras config has more than {max_nodes} nodes (max_config_nodes)",
             )

@@ -10,7 +10,7 @@ from modelshield.analysis.callables import CallableJudge, Judgement
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
-from modelshield.engine.limits import LimitExceeded, MiB
+from modelshield.engine.limits import LimitExceeded
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.pytorch_zip import member_location, sniff_archive
 from modelshield.formats.zip_reader import (
@@ -27,7 +27,6 @@ name = "skops"
 version = "1"
 
 SCHEMA = "schema.json"
-MAX_SCHEMA_BYTES = 64 * MiB
 MAX_NODES = 2_000_000
 MAX_FINDINGS_PER_RULE = 32
 TIME_CHECK_EVERY = 1 << 14
@@ -66,12 +65,16 @@ def _schema(blob: Blob, ctx: ScanContext, archive: ZipArchive) -> Generator[Scan
     assert member is not None
     where = member_location(blob, archive, member)
     try:
-        raw = read_member_bytes(blob, ctx, member, MAX_SCHEMA_BYTES + 1)
+        raw = read_member_bytes(blob, ctx, member, ctx.limits.max_config_bytes + 1)
     except (ValueError, OSError, LimitExceeded) as exc:
         yield ScanIssue("unparsed", f"schema.json not read: {exc}", where)
         return None
-    if len(raw) > MAX_SCHEMA_BYTES:
-        yield ScanIssue("limit", f"schema.json larger than {MAX_SCHEMA_BYTES} bytes not parsed", where)
+    if len(raw) > ctx.limits.max_config_bytes:
+        yield ScanIssue(
+            "limit",
+            f"schema.json larger than {ctx.limits.max_config_bytes} bytes not parsed (max_config_bytes)",
+            where,
+        )
         return None
     try:
         return json.loads(raw.decode("utf-8"))
