@@ -52,6 +52,7 @@ def _remember(key: str) -> Callable[[click.Context, click.Parameter, str | None]
 def _max_download_option(**extra: Any) -> Callable[[F], F]:
     return click.option(
         "--max-download-size",
+        metavar="SIZE",
         default=DEFAULT_MAX_DOWNLOAD,
         show_default=True,
         help="Most bytes downloaded for remote addresses (hf://org/name@rev, models:/name/3, s3://bucket/"
@@ -63,6 +64,7 @@ def _max_download_option(**extra: Any) -> Callable[[F], F]:
 def _mlflow_uri_option(**extra: Any) -> Callable[[F], F]:
     return click.option(
         "--mlflow-uri",
+        metavar="URI",
         envvar="MLFLOW_TRACKING_URI",
         default=None,
         help="MLflow tracking server for models:/ addresses [default: $MLFLOW_TRACKING_URI].",
@@ -120,7 +122,11 @@ def scan_targets(paths: Sequence[str]) -> list[FileTarget]:
 @_max_download_option(callback=_byte_size)
 @_mlflow_uri_option()
 @click.option(
-    "--hf-endpoint", envvar="HF_ENDPOINT", default=None, help="Hugging Face endpoint [default: $HF_ENDPOINT]."
+    "--hf-endpoint",
+    metavar="URL",
+    envvar="HF_ENDPOINT",
+    default=None,
+    help="Hugging Face endpoint [default: $HF_ENDPOINT].",
 )
 @click.option(
     "--format",
@@ -215,4 +221,3 @@ def _report(result: ScanResult, report_format: str | None, output: str | None) -
         click.echo(text, err=True, nl=False)
     else:
         _write_atomically(Path(output), text)
-
