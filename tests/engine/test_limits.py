@@ -344,6 +344,12 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], dict[str, object], str, str | None
         "max_config_nodes",
         None,
     ),
+    "tokenizer_config.json": (
+        lambda: ls.padded_tokenizer_config(200_000),
+        {"max_config_bytes": "100KiB"},
+        "max_config_bytes",
+        None,
+    ),
     "300-members.zip": (
         lambda: ls.many_members_zip(300),
         {"max_seconds_per_file": "1ms"},

@@ -137,3 +137,8 @@ def stored_keras(config: bytes) -> bytes:
 def wide_keras_config(items: int) -> bytes:
     """A Keras config holding one list of `items` zeros (two bytes each)."""
     return b'{"class_name": "Sequential", "config": {"layers": [], "x": [' + b"0," * items + b"0]}}"
+
+
+def padded_tokenizer_config(size: int) -> bytes:
+    """A tokenizer_config.json with a chat template, padded with `{}` entries to about `size` bytes."""
+    return b'{"chat_template": "{{ x }}", "x": [' + b"{}," * (size // 3) + b"{}]}"

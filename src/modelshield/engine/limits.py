@@ -89,7 +89,8 @@ class Limits:
     """Nesting of protobuf messages (ONNX, TensorFlow graphs) followed while walking the wire format;
     each ONNX subgraph level costs three (graph › node › attribute)."""
     max_config_bytes: int = 6 * MiB
-    """Size of a JSON model description parsed whole (Keras config.json, skops schema.json). Parsing
+    """Size of a JSON model description parsed whole (Keras config.json, skops schema.json, Hugging Face
+    config and tokenizer_config.json). Parsing
     multiplies it: 8 MiB of `{},` become 230 MB of Python dicts. Real configs are kilobytes to a few
     megabytes."""
     max_config_nodes: int = 500_000

@@ -36,7 +36,16 @@ def sniff(blob: Blob) -> bool:
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
-    text = blob.head(MAX_JSON_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+    limit = ctx.limits.max_config_bytes
+    raw = blob.head(limit + 1)  # a stream's declared size may be unknown: what is read decides
+    if len(raw) > limit:
+        yield ScanIssue(
+            "limit",
+            f"JSON larger than {limit} bytes (max_config_bytes); not parsed",
+            ctx.where(blob, detail="max_config_bytes"),
+        )
+        return
+    text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
