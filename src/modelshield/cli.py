@@ -101,7 +101,6 @@ DEFAULT_FORMAT = "text"
 
 @cli.command(cls=_ScanCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@remote_source_options
 @click.option(
     "--format",
     "report_format",
@@ -166,6 +165,7 @@ DEFAULT_FORMAT = "text"
     is_flag=True,
     help="Do not use or update the hash cache (which spares an unchanged file a second hashing).",
 )
+@remote_source_options
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -181,7 +181,10 @@ def scan(
     isolate: bool,
     no_cache: bool,
 ) -> None:
-    """Scan model files and directories (walked recursively); files are identified by content."""
+    """Scan model files and directories (walked recursively); files are identified by content.
+
+    PATHS may also be remote addresses (hf://org/name@rev, models:/name/3, s3://bucket/prefix): each is
+    pinned to one version, downloaded into a private temporary directory, and reported by that version."""
     try:
         policy, limits = (
             load_policy_and_limits(policy_file) if policy_file is not None else (Policy(), DEFAULT_LIMITS)
