@@ -309,3 +309,19 @@ def test_sync_of_one_source_leaves_the_others_and_refuses_unknown_ones(db: str, 
     assert [v["model"] for v in json.loads(only_second.stdout)["versions"]] == ["b"]
     assert unknown.exit_code == EXIT_USAGE
     assert f"no registered source '{tmp_path / 'elsewhere'}'" in unknown.stderr
+
+
+def test_names_from_a_registry_are_shown_as_written_not_as_markup(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    malicious_pickle(root / "[red]evil" / "[bold]model.pkl", tmp_path / "marker")
+    run("inventory", "--db", db, "add", str(root))
+
+    synced = run("inventory", "--db", db, "sync")
+    shown = run("inventory", "--db", db, "show", "[red]evil")
+    diffed = run("inventory", "--db", db, "diff", "[red]evil", "latest")
+
+    assert synced.exit_code == EXIT_OK, synced.output
+    assert "[red]evil" in synced.stdout
+    assert f"[red]evil ({root.resolve().as_uri()})" in shown.stdout
+    assert "  added file [bold]model.pkl" in diffed.stdout
+    assert "  new finding critical PICKLE-DANGEROUS-CALL in [bold]model.pkl" in diffed.stdout

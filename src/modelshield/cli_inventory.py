@@ -139,7 +139,8 @@ def _render(*renderables: Any) -> str:
     terminal = sys.stdout.isatty()
     console = Console(file=io.StringIO(), width=None if terminal else 200, force_terminal=terminal)
     for renderable in renderables:
-        console.print(renderable)
+        # Names come from registries and messages from errors: shown as written, never read as markup.
+        console.print(renderable, markup=False, highlight=False)
     text: str = console.file.getvalue()  # type: ignore[attr-defined]
     return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
@@ -408,8 +409,10 @@ def show_command(ctx: click.Context, model_name: str, source: str | None, output
             click.echo(json.dumps(document, indent=2))
             return
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"{model.name} ({model.source.address})", title_justify="left")
+        title = Text(f"{model.name} ({model.source.address})")  # a Text: the name is never markup
+        table = Table(title=title, title_justify="left")
         for column in (
             "version",
             "labels",
@@ -505,23 +508,20 @@ def diff_command(
 
 
 def _diff_lines(result: Any, threshold: Severity) -> list[str]:
-    from rich.markup import escape
-
     old = _short(result.old) if result.old else "nothing (no known-safe version)"
-    lines = [f"{escape(result.model)}: {old} → {_short(result.new)}"]
+    lines = [f"{result.model}: {old} → {_short(result.new)}"]
     for title, changes in (
         ("added", result.added_files),
         ("removed", result.removed_files),
         ("changed", result.changed_files),
     ):
-        lines.extend(f"  {title} file {escape(c.path)}" for c in changes)
+        lines.extend(f"  {title} file {c.path}" for c in changes)
     for title, findings in (("new", result.new_findings), ("resolved", result.resolved_findings)):
         lines.extend(
-            f"  {title} finding {f.severity.value} {f.rule_id} in {escape(f.path)}: {escape(f.message)}"
-            for f in findings
+            f"  {title} finding {f.severity.value} {f.rule_id} in {f.path}: {f.message}" for f in findings
         )
-    lines.extend(f"  new pickle import {escape(name)}" for name in result.added_imports)
-    lines.extend(f"  removed pickle import {escape(name)}" for name in result.removed_imports)
+    lines.extend(f"  new pickle import {name}" for name in result.added_imports)
+    lines.extend(f"  removed pickle import {name}" for name in result.removed_imports)
     blocking = result.new_findings_at_or_above(threshold)
     verdict = f"fails: {len(blocking)} new findings at or above {threshold.value}" if blocking else "passes"
     lines.append(f"{_short(result.new)} {verdict}")
