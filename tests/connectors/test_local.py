@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from modelshield.connectors import (
     connector_for,
 )
 from modelshield.connectors.local import LocalFolderConnector
+from modelshield.engine.hash_cache import FileStamp, HashCache
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -178,3 +180,35 @@ def test_a_missing_folder_or_a_remote_file_uri_is_a_source_error(tmp_path: Path)
         connector_for(str(tmp_path / "absent"))
     with pytest.raises(SourceError, match="must name a local path"):
         connector_for("file://fileserver/share/models")
+
+
+def test_hashes_come_from_the_hash_cache_and_a_copy_is_still_checked(root: Path, tmp_path: Path) -> None:
+    cache = HashCache(tmp_path / "cache")
+    model = root / "beta" / "model.bin"
+    stamp = FileStamp.of(model.stat())
+    assert stamp is not None
+    cache.store(stamp, "0" * 64)  # a record that does not match the bytes: only a cache could say so
+    cache.flush()
+    connector = LocalFolderConnector(root, cache)
+
+    (version,) = connector.list_versions("beta")
+
+    assert connector.list_files(version) == [RemoteFile("model.bin", 12, "0" * 64)]
+    with pytest.raises(SourceError, match="beta changed while it was copied"):
+        connector.download(version, tmp_path / "out", DownloadBudget())
+
+
+def test_a_file_hashed_once_settled_is_kept_in_the_hash_cache(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "old"
+    model = write(folder / "model.bin", b"settled bytes")
+    stamp = FileStamp.of(model.stat())
+    assert stamp is not None
+    cache = HashCache(tmp_path / "cache")
+    fresh = LocalFolderConnector(tmp_path / "models", cache)
+
+    list(fresh.list_versions("old"))  # just written: too recent to be trusted to a stamp
+
+    assert HashCache(tmp_path / "cache").lookup(stamp) is None
+    time.sleep(2.1)
+    list(LocalFolderConnector(tmp_path / "models", cache).list_versions("old"))
+    assert HashCache(tmp_path / "cache").lookup(stamp) == hashlib.sha256(b"settled bytes").hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from modelshield.connectors.base import (
     VersionRef,
     safe_relative_path,
 )
+from modelshield.engine.hash_cache import FileStamp, HashCache
 
 _CHUNK = 1024 * 1024
 
@@ -55,11 +57,12 @@ class LocalFolderConnector:
 
     scheme = "file"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, hash_cache: HashCache | None = None) -> None:
         if not root.is_dir():
             raise SourceError(f"not a folder of models: {root}")
         self._root = root.resolve()
-        self._hashes: dict[tuple[str, int, int, int], str] = {}
+        self._cache = hash_cache
+        self._hashes: dict[FileStamp, str] = {}
 
     @property
     def source(self) -> str:
@@ -102,6 +105,8 @@ class LocalFolderConnector:
     def _current_version(self, model: str) -> VersionRef:
         folder = self._model_folder(model)
         digest = _digest(self._entries(folder))
+        if self._cache is not None:
+            self._cache.flush()
         return VersionRef(
             source=self.source, model=model, version=digest, address=str(folder), origin=str(folder)
         )
@@ -185,15 +190,28 @@ class LocalFolderConnector:
             return _Entry(relative, path, refusal=f"cannot stat: {exc.strerror or exc}")
         if not stat.S_ISREG(info.st_mode):
             return _Entry(relative, path, refusal="not a regular file")
-        key = (str(target), info.st_size, info.st_mtime_ns, info.st_ino)
-        digest = self._hashes.get(key)
-        if digest is None:
-            try:
-                digest, _ = _copy_and_hash(target, None, limit=info.st_size)
-            except OSError as exc:
-                return _Entry(relative, path, refusal=f"cannot read: {exc.strerror or exc}")
-            self._hashes[key] = digest
+        try:
+            digest = self._sha256(target, info)
+        except OSError as exc:
+            return _Entry(relative, path, refusal=f"cannot read: {exc.strerror or exc}")
         return _Entry(relative, target, info.st_size, digest)
+
+    def _sha256(self, target: Path, info: os.stat_result) -> str:
+        """The file's SHA-256, from the hash cache when this exact state of the file was hashed before."""
+        stamp = FileStamp.of(info)
+        if stamp is None:  # pragma: no cover - only regular files get here
+            raise OSError(f"not a regular file: {target}")
+        cached = self._hashes.get(stamp) or (self._cache.lookup(stamp) if self._cache is not None else None)
+        if cached is not None:
+            self._hashes[stamp] = cached
+            return cached
+        began = time.time_ns()
+        digest, _ = _copy_and_hash(target, None, limit=info.st_size)
+        self._hashes[stamp] = digest
+        # Kept only for content that had settled before hashing began and did not change while it ran.
+        if self._cache is not None and stamp.settled_before(began) and FileStamp.of(target.stat()) == stamp:
+            self._cache.store(stamp, digest)
+        return digest
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -230,5 +248,6 @@ def _copy_and_hash(source: Path, target: Path | None, *, limit: int) -> tuple[st
 
 
 def connector_for(address: str, settings: ConnectorSettings) -> LocalFolderConnector:
-    """The connector for a local folder address (`file:///srv/models` or a plain path)."""
-    return LocalFolderConnector(folder_path(address))
+    """The connector for a local folder address (`file:///srv/models` or a plain path); files are hashed
+    through the scanner's hash cache, so an unchanged folder is listed without reading it again."""
+    return LocalFolderConnector(folder_path(address), HashCache())
