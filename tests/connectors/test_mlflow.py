@@ -3,13 +3,14 @@ listings, bounded downloads and verdict tags."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.connectors.mlflow_server import MlflowServer, benign_files, malicious_files
+from tests.connectors.mlflow_server import MlflowServer, benign_files, free_port, malicious_files
 from tests.connectors.mlflow_server import mlflow_server as mlflow_server  # noqa: F401 - the fixture
 
 from modelshield.connectors import ConnectorSettings, DownloadBudget, RemoteFile, VersionRef, connector_for
@@ -80,6 +81,14 @@ def test_a_models_address_needs_a_tracking_uri() -> None:
         connector_for("models:/classifier/1", ConnectorSettings())
     made = connector_for("models:/classifier/1", ConnectorSettings(mlflow_tracking_uri="http://127.0.0.1:9/"))
     assert made.source == "mlflow+http://127.0.0.1:9"
+
+
+def test_an_unreachable_tracking_server_is_reported_at_once() -> None:
+    started = time.monotonic()
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(SourceError, match=f"cannot reach the tracking server {url}"):
+        list(connector_for(f"mlflow+{url}", ConnectorSettings()).list_models())
+    assert time.monotonic() - started < 15
 
 
 def test_registered_models_are_listed_by_name(registry: Registry) -> None:

@@ -3,12 +3,13 @@ verdicts written back as model-version tags."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from modelshield.connectors._download import (
     DownloadTally,
@@ -27,6 +28,7 @@ _PAGE_SIZE = 500
 _MAX_LISTED_FILES = 100_000
 _MAX_ARTIFACT_DEPTH = 64
 _CHUNK_BYTES = 1024 * 1024
+_CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def connector_for(address: str, settings: ConnectorSettings) -> MlflowConnector:
@@ -106,9 +108,24 @@ class MlflowConnector:
         if self._client_instance is None:
             from mlflow.tracking import MlflowClient
 
+            self._check_reachable()
             uri = self.tracking_uri
             self._client_instance = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client_instance
+
+    def _check_reachable(self) -> None:
+        """MLflow's client retries a refused connection for about four minutes; a tracking server that
+        cannot even be connected to is reported at once instead."""
+        parts = urlsplit(self.tracking_uri)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname, port), timeout=_CONNECT_TIMEOUT_SECONDS).close()
+        except OSError as error:
+            raise SourceError(
+                f"MLflow: cannot reach the tracking server {self.tracking_uri}: {error}"
+            ) from None
 
     def list_models(self) -> Iterator[str]:
         names: list[str] = []
