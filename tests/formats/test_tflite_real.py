@@ -25,7 +25,7 @@ def proofs(real: dict[str, Path]) -> dict[str, dict[str, Any]]:
 
 
 CLEAN = ("float.tflite", "dynamic_range.tflite", "int8.tflite")
-CONVERTED = (*CLEAN, "flex.tflite", "flex_read_file.tflite", "custom_op.tflite")
+CONVERTED = (*CLEAN, "flex.tflite", "flex_read_file.tflite", "flex_print_to_file.tflite", "custom_op.tflite")
 
 
 def scan_one(path: Path) -> FileResult:
@@ -66,6 +66,19 @@ def test_flex_file_op_is_high(real: dict[str, Path]) -> None:
     assert file.verdict is Verdict.SUSPICIOUS
 
 
+def test_flex_print_into_a_file_is_high_at_its_operator(real: dict[str, Path]) -> None:
+    """PrintV2 is ordinary (low) by its code; the operator's NodeDef says output_stream file://…, so
+    that operator is high."""
+    file = scan_one(real["flex_print_to_file.tflite"])
+    target = f"file://{real['flex_print_to_file.tflite'].parent / tf_real.MARKERS / 'flex_print.txt'}"
+    assert graded(file) == [
+        ("TFLITE-FLEX-OP", Severity.LOW, "operator_codes[1]", "FlexStringFormat"),
+        ("TFLITE-FLEX-OP", Severity.LOW, "operator_codes[2]", "FlexPrintV2"),
+        ("TFLITE-FLEX-OP", Severity.HIGH, "subgraphs[0].operators[2]", target),
+    ]
+    assert file.verdict is Verdict.SUSPICIOUS
+
+
 def test_converter_custom_ops_are_named(real: dict[str, Path]) -> None:
     """allow_custom_ops emits the TensorFlow ops as custom ops: whatever kernel the loader registers
     under those names runs, so they are medium."""
@@ -88,7 +101,7 @@ def test_real_interpreter_reads_flex_and_custom_ops_as_we_do(proofs: dict[str, d
     """The interpreter parses the models and stops where we report: it wants the Flex delegate for the
     Select TF ops (tensorflow-cpu 2.21's Python interpreter no longer links it), and a registered
     kernel for the custom op."""
-    for flex in ("flex.tflite", "flex_read_file.tflite"):
+    for flex in ("flex.tflite", "flex_read_file.tflite", "flex_print_to_file.tflite"):
         assert proofs[flex]["loaded"] is False
         assert "Select TensorFlow op(s)" in proofs[flex]["error"]
         assert "Flex delegate" in proofs[flex]["error"]

@@ -512,7 +512,8 @@ def _converter(saved_model: Path) -> Any:
 
 def build_tflite(out: Path) -> None:
     """Float, dynamic-range and full-integer models from the converter; Flex (SELECT_TF_OPS) with string
-    ops and with ReadFile, and custom ops (allow_custom_ops), from small modules."""
+    ops, with ReadFile and with PrintV2 into a file, and custom ops (allow_custom_ops), from small
+    modules."""
     tf = _tf()
 
     class Dense(_module()):  # type: ignore[misc]
@@ -551,7 +552,18 @@ def build_tflite(out: Path) -> None:
         def serve(self, path: Any) -> Any:
             return tf.strings.length(tf.io.read_file(path))
 
-    for source, module, flex_name in ((Strings, Strings(), "flex"), (Reader, Reader(), "flex_read_file")):
+    printed = str(out / MARKERS / "flex_print.txt")
+
+    class Printer(_module()):  # type: ignore[misc]
+        @_traced(tf.TensorSpec([2], tf.float32))
+        def serve(self, x: Any) -> Any:
+            return _after(tf.print(x, output_stream=f"file://{printed}", name="spy"), x * 2.0)
+
+    for source, module, flex_name in (
+        (Strings, Strings(), "flex"),
+        (Reader, Reader(), "flex_read_file"),
+        (Printer, Printer(), "flex_print_to_file"),
+    ):
         saved = out / SOURCES / source.__name__
         tf.saved_model.save(module, str(saved), signatures=module.serve)
         flex = _converter(saved)
@@ -565,6 +577,7 @@ def build_tflite(out: Path) -> None:
 def build(out: Path) -> None:
     names_before = set(os.listdir(out))
     (out / SOURCES).mkdir()
+    (out / MARKERS).mkdir()
     for builder in (
         build_keras_export,
         build_keras_saved_model,

@@ -35,7 +35,11 @@ MODEL_OPERATOR_CODES, MODEL_SUBGRAPHS, MODEL_BUFFERS = 1, 2, 4
 CODE_DEPRECATED_BUILTIN, CODE_CUSTOM, CODE_BUILTIN = 0, 1, 3
 SUBGRAPH_TENSORS, SUBGRAPH_OPERATORS = 0, 3
 TENSOR_BUFFER = 2
-OPERATOR_OPCODE_INDEX = 0
+OPERATOR_OPCODE_INDEX, OPERATOR_CUSTOM_OPTIONS = 0, 5
+# PrintV2 writes into the file named by its output_stream attribute when it starts with this; the Flex
+# delegate keeps the op's NodeDef verbatim (protobuf strings are raw bytes) in the custom options.
+PRINT_TO_FILE = b"file://"
+MAX_SHOWN_PATH = 200
 BUFFER_OFFSET, BUFFER_SIZE = 1, 2
 
 
@@ -55,6 +59,7 @@ class _Walk:
     events: list[ScanEvent] = field(default_factory=list)
     reported: dict[str, int] = field(default_factory=dict)
     seen_ops: set[str] = field(default_factory=set)
+    flex_print_codes: set[int] = field(default_factory=set)
 
     def report(self, rule: Rule, at: int, detail: str, message: str, **kw: object) -> None:
         self.reported[rule.id] = self.reported.get(rule.id, 0) + 1
@@ -94,6 +99,8 @@ def _operator_codes(walk: _Walk, model: Table) -> int:
         if builtin != BUILTIN_CUSTOM:
             continue
         custom = code.string(CODE_CUSTOM, "custom_code", limit=256) or ""
+        if custom == f"{FLEX_PREFIX}PrintV2":
+            walk.flex_print_codes.add(index)
         if custom in walk.seen_ops:
             continue
         walk.seen_ops.add(custom)
@@ -194,6 +201,8 @@ def _subgraphs(walk: _Walk, model: Table, op_count: int, buffer_count: int) -> N
             assert operators is not None
             operator = operators.table(o)
             index = operator.scalar(OPERATOR_OPCODE_INDEX, "I")
+            if index in walk.flex_print_codes:
+                _check_print_to_file(walk, operator, f"subgraphs[{s}].operators[{o}]")
             if index >= op_count:
                 walk.report(
                     rules.MALFORMED,
@@ -218,3 +227,36 @@ def _subgraphs(walk: _Walk, model: Table, op_count: int, buffer_count: int) -> N
                     f"tensor {t} of subgraph {s} uses buffer {buffer}; the model has {buffer_count} buffers",
                     evidence=f"buffer={buffer}",
                 )
+
+
+def _check_print_to_file(walk: _Walk, operator: Table, detail: str) -> None:
+    options = operator.vector(OPERATOR_CUSTOM_OPTIONS, 1, "custom_options")
+    if options is None:
+        return
+    data = walk.fb.data[options.start : options.start + options.count]
+    at = bytes(data).find(PRINT_TO_FILE)
+    if at < 0:
+        return
+    target = bytes(data[at : at + min(_string_length(data, at), MAX_SHOWN_PATH)]).decode("utf-8", "replace")
+    walk.report(
+        rules.FLEX_OP,
+        options.start + at,
+        detail,
+        f"the model runs TensorFlow op 'PrintV2' through the Flex delegate with output_stream {target!r}: "
+        "it writes tensors into that file on the host",
+        evidence=target,
+        severity=Severity.HIGH,
+    )
+
+
+def _string_length(data: memoryview | bytes, at: int) -> int:
+    """Length of the protobuf string starting at `at`, from the varint just before it (one or two
+    bytes: a longer path is cut anyway); without one, the run of printable bytes."""
+    if at >= 2 and data[at - 2] & 0x80 and data[at - 1] < 0x80:
+        return (data[at - 2] & 0x7F) | (data[at - 1] << 7)
+    if at >= 1 and data[at - 1] < 0x80:
+        return data[at - 1]
+    end = at
+    while end < len(data) and end - at < MAX_SHOWN_PATH and 0x20 < data[end] < 0x7F:
+        end += 1
+    return end - at

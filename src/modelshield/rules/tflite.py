@@ -36,7 +36,8 @@ FLEX_OP = Rule(
     description=(
         "A custom op named Flex<Op> runs the full TensorFlow kernel <Op> (SELECT_TF_OPS). It is judged "
         "like a TensorFlow graph node: ops that read or write files, call Python or reach the network "
-        "are high; ops that are not ordinary TensorFlow ops are medium; ordinary ops are low."
+        "are high, and so is an operator running PrintV2 into a file:// output stream; ops that are not "
+        "ordinary TensorFlow ops are medium; ordinary ops are low."
     ),
     remediation=_REVIEW,
 )
