@@ -72,8 +72,10 @@ def ensure_venv() -> Path:
             done = subprocess.run(step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
             if done.returncode != 0:
                 raise TensorFlowUnavailable(f"{' '.join(step[-3:])} failed: {done.stderr.strip()[-2000:]}")
+        if _venv_works():
+            return VENV_PYTHON  # another test run finished its venv first
         if VENV.exists():
-            shutil.rmtree(VENV)  # present but broken: `import tensorflow` failed above
+            shutil.rmtree(VENV)  # present but broken: `import tensorflow` failed in it
         os.replace(staging, VENV)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
