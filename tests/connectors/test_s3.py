@@ -4,13 +4,16 @@ downloads pinned to those digests and bounded by the budget."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from tests.connectors.moto_server import S3Store
 from tests.connectors.moto_server import s3_store as s3_store  # noqa: F401 - the `s3_store` fixture
 from tests.samples import pickles, torch_samples
 
+from modelshield.cli import EXIT_OK, cli
 from modelshield.connectors import ConnectorSettings, DownloadBudget, RemoteFile, connector_for
 from modelshield.connectors.base import DownloadTooLarge, SourceError
 from modelshield.connectors.s3 import S3Connector, parse_s3_address
@@ -195,3 +198,23 @@ def test_no_verdict_is_written_to_s3(s3_store: S3Store, zoo: dict[str, dict[str,
         s3_store.client.get_object_tagging(Bucket=s3_store.bucket, Key="zoo/evil/weights/model.pkl")["TagSet"]
         == []
     )
+
+
+def test_an_s3_prefix_syncs_into_the_inventory(
+    s3_store: S3Store, zoo: dict[str, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`inventory add s3://…` then `sync`: one version per folder, judged, nothing written back to S3."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_store.endpoint_url)
+    db, source = f"sqlite:///{tmp_path / 'inventory.db'}", f"s3://{s3_store.bucket}/zoo"
+    assert (
+        CliRunner().invoke(cli, ["inventory", "--db", db, "add", source]).output
+        == f"added source {source} (s3)\n"
+    )
+    runs = [CliRunner().invoke(cli, ["inventory", "--db", db, "sync", "--format", "json"]) for _ in range(2)]
+    assert [r.exit_code for r in runs] == [EXIT_OK, EXIT_OK], runs[0].output
+    first, second = (json.loads(r.output)["versions"] for r in runs)
+    assert [(o["model"], o["version"], o["status"], o["verdict"], o["verdict_written"]) for o in first] == [
+        ("benign", listing_digest(zoo["benign"]), "scanned", "clean", False),
+        ("evil", listing_digest(zoo["evil"]), "scanned", "malicious", False),
+    ]
+    assert [(o["model"], o["status"]) for o in second] == [("benign", "unchanged"), ("evil", "unchanged")]
