@@ -17,11 +17,15 @@ from modelshield.engine.findings import Severity
 from modelshield.errors import ModelShieldError, PolicyError, UsageError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from sqlalchemy.orm import Session
 
     from modelshield.engine.limits import Limits
+    from modelshield.inventory.diff import VersionDiff
     from modelshield.inventory.schema import Model, Source, Version
     from modelshield.inventory.store import Inventory
+    from modelshield.inventory.sync import SyncReport, VersionOutcome
     from modelshield.policy.model import Policy
 
 INVENTORY_EXTRA = "pip install 'modelshield[inventory]'"
@@ -39,7 +43,7 @@ class _InventoryFailure(Exception):
         self.exit_code = exit_code
 
 
-def _exit_codes() -> Any:
+def _exit_codes() -> ModuleType:
     # cli.py registers these commands, so its constants are read when a command runs, not at import.
     from modelshield import cli
 
@@ -287,7 +291,7 @@ def sync_command(
         ctx.exit(codes.EXIT_SCAN_ERROR if report.failed else codes.EXIT_OK)
 
 
-def _progress(output_format: str) -> Callable[[Any], None] | None:
+def _progress(output_format: str) -> Callable[[VersionOutcome], None] | None:
     if output_format != "text" or not sys.stderr.isatty():
         return None
     return lambda outcome: click.echo(
@@ -295,7 +299,7 @@ def _progress(output_format: str) -> Callable[[Any], None] | None:
     )
 
 
-def _sync_document(report: Any) -> dict[str, Any]:
+def _sync_document(report: SyncReport) -> dict[str, Any]:
     return {
         "versions": [asdict(outcome) for outcome in report.outcomes],
         "scanned_blobs": sorted(set(report.scanned_blobs)),
@@ -305,7 +309,7 @@ def _sync_document(report: Any) -> dict[str, Any]:
     }
 
 
-def _sync_table(report: Any) -> list[Any]:
+def _sync_table(report: SyncReport) -> list[Any]:
     from rich.table import Table
 
     table = Table(title="inventory sync", title_justify="left")
@@ -507,7 +511,7 @@ def diff_command(
         ctx.exit(codes.EXIT_FINDINGS if blocking else codes.EXIT_OK)
 
 
-def _diff_lines(result: Any, threshold: Severity) -> list[str]:
+def _diff_lines(result: VersionDiff, threshold: Severity) -> list[str]:
     old = _short(result.old) if result.old else "nothing (no known-safe version)"
     lines = [f"{result.model}: {old} → {_short(result.new)}"]
     for title, changes in (
