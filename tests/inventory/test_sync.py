@@ -352,3 +352,20 @@ def test_a_model_without_files_is_never_clean(inventory: Inventory, tmp_path: Pa
             GateOutcome.INCOMPLETE,
             "not fully scanned: the version has no files",
         )
+
+
+def test_a_source_that_cannot_be_reached_is_reported_and_the_others_are_synced(
+    inventory: Inventory, models: Path, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone"
+    benign_pickle(gone / "m" / "model.pkl")
+    missing = register(inventory, gone)
+    register(inventory, models)
+    for path in sorted(gone.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    gone.rmdir()
+
+    report = sync(inventory)
+
+    assert statuses(report) == {"bad": STATUS_SCANNED, "good": STATUS_SCANNED}
+    assert report.source_errors == (f"{missing}: not a folder of models: {gone}",)
