@@ -325,3 +325,18 @@ def test_names_from_a_registry_are_shown_as_written_not_as_markup(db: str, tmp_p
     assert f"[red]evil ({root.resolve().as_uri()})" in shown.stdout
     assert "  added file [bold]model.pkl" in diffed.stdout
     assert "  new finding critical PICKLE-DANGEROUS-CALL in [bold]model.pkl" in diffed.stdout
+
+
+def test_usage_errors_exit_with_the_usage_code(db: str, tmp_path: Path) -> None:
+    missing_model = run("inventory", "--db", db, "show")
+    missing_target = run("gate", "--db", db)
+    bad_format = run("inventory", "--db", db, "sync", "--format", "xml")
+    three_versions = run("inventory", "--db", db, "diff", "m", "1", "2", "3")
+    no_folder = run("inventory", "--db", db, "add", str(tmp_path / "absent"))
+
+    assert [r.exit_code for r in (missing_model, missing_target, bad_format, no_folder)] == [EXIT_USAGE] * 4
+    assert "Missing argument 'MODEL'" in missing_model.stderr
+    assert "Missing argument 'MODEL@VERSION'" in missing_target.stderr
+    assert three_versions.exit_code == EXIT_USAGE
+    assert "give at most two versions: [V1] V2" in three_versions.stderr
+    assert f"not a folder of models: {tmp_path / 'absent'}" in no_folder.stderr
