@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,17 +28,11 @@ def private_directory(parent: Path | None = None, prefix: str = "modelshield-") 
 
 
 def download_cache_dir() -> Path:
-    """Where scanned downloads are kept: `downloads` in `$MODELSHIELD_CACHE_DIR` (the root the hash cache
-    also uses), else in the platform's user cache dir for modelshield."""
+    """Where scanned downloads are kept: `downloads` under the same root as the hash cache
+    (`$MODELSHIELD_CACHE_DIR`, else the XDG cache dir), whatever extras are installed."""
     from modelshield.engine.hash_cache import default_cache_dir
 
-    if os.environ.get(CACHE_DIR_VARIABLE):
-        return default_cache_dir() / "downloads"
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:  # platformdirs comes with the inventory extra; the XDG layout serves without it
-        return default_cache_dir() / "downloads"
-    return Path(user_cache_dir("modelshield")) / "downloads"
+    return default_cache_dir() / "downloads"
 
 
 def cached_version_dir(cache: Path, version: VersionRef) -> Path:
