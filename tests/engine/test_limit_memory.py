@@ -92,6 +92,7 @@ SAMPLES = {
         set(),
     ),
     "tokenizer_config.json": (lambda: ls.padded_tokenizer_config(15 * 2**20), {"max_config_bytes"}, set()),
+    "7MiB-config.yaml": (lambda: ls.flow_yaml_config(7 * 2**20), {"max_yaml_bytes"}, set()),
     "string-2^62.pkl": (lambda: ls.pickle_declaring_string(1 << 62), set(), {"PICKLE-MALFORMED"}),
     "tensors-2^62.gguf": (lambda: RawGGUF(tensor_count=1 << 62).build(), set(), {"GGUF-ABSURD-COUNT"}),
     "kvs-2^64.gguf": (lambda: RawGGUF(kv_count=(1 << 64) - 1).build(), set(), {"GGUF-ABSURD-COUNT"}),

@@ -350,6 +350,7 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], dict[str, object], str, str | None
         "max_config_bytes",
         None,
     ),
+    "config.yaml": (lambda: ls.flow_yaml_config(20_000), {"max_yaml_bytes": "10KiB"}, "max_yaml_bytes", None),
     "300-members.zip": (
         lambda: ls.many_members_zip(300),
         {"max_seconds_per_file": "1ms"},

@@ -142,3 +142,8 @@ def wide_keras_config(items: int) -> bytes:
 def padded_tokenizer_config(size: int) -> bytes:
     """A tokenizer_config.json with a chat template, padded with `{}` entries to about `size` bytes."""
     return b'{"chat_template": "{{ x }}", "x": [' + b"{}," * (size // 3) + b"{}]}"
+
+
+def flow_yaml_config(size: int) -> bytes:
+    """A Hydra config whose one flow sequence of `{}` fills about `size` bytes: the YAML parser's worst."""
+    return b"_target_: torch.nn.Linear\nx: [" + b"{}," * (size // 3) + b"{}]\n"

@@ -93,6 +93,10 @@ class Limits:
     config and tokenizer_config.json). Parsing
     multiplies it: 8 MiB of `{},` become 230 MB of Python dicts. Real configs are kilobytes to a few
     megabytes."""
+    max_yaml_bytes: int = 256 * KiB
+    """Size of a YAML document parsed whole (NeMo model_config.yaml, Hydra configs, MLflow MLmodel and
+    environments). YAML parsing multiplies it about 350 times (510 KiB of `{},` took 200 MB and 15 s,
+    7 MiB took 2.5 GB); real model configs are tens of kilobytes."""
     max_config_nodes: int = 500_000
     """Values visited in one model configuration (Keras config, NeMo/Hydra YAML) before it is given
     up."""

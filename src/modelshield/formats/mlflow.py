@@ -66,6 +66,12 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     if kind == "requirements":
         yield from _scan_requirement_lines(blob, ctx, text.splitlines(), "requirements")
         return
+    if len(text) > ctx.limits.max_yaml_bytes:
+        where = ctx.where(blob, detail="max_yaml_bytes")
+        yield ScanIssue(
+            "limit", f"{kind or 'YAML'} file larger than {ctx.limits.max_yaml_bytes} (max_yaml_bytes)", where
+        )
+        return
     import yaml  # type: ignore[import-untyped]  # only when an MLflow file is met: fast start-up
 
     try:

@@ -205,6 +205,9 @@ def judge_config(
 
 def parse_yaml(text: str, blob: Blob, ctx: ScanContext) -> tuple[object, ScanIssue | None]:
     """The document yaml.safe_load makes of `text` (never an unsafe loader), or why there is none."""
+    if len(text) > ctx.limits.max_yaml_bytes:
+        why = f"YAML of {len(text)} characters is larger than {ctx.limits.max_yaml_bytes} (max_yaml_bytes)"
+        return None, ScanIssue("limit", f"{why}; not parsed", ctx.where(blob, detail="max_yaml_bytes"))
     import yaml  # type: ignore[import-untyped]  # only when a config is met: fast start-up
 
     try:
