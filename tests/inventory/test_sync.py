@@ -369,3 +369,23 @@ def test_a_source_that_cannot_be_reached_is_reported_and_the_others_are_synced(
 
     assert statuses(report) == {"bad": STATUS_SCANNED, "good": STATUS_SCANNED}
     assert report.source_errors == (f"{missing}: not a folder of models: {gone}",)
+
+
+def test_a_version_the_database_refuses_is_an_error_and_sync_goes_on(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    root = tmp_path / "models"
+    deep = root / "deep" / "/".join(["d" * 250] * 5)
+    benign_pickle(deep / "model.pkl")
+    benign_pickle(root / "plain" / "model.pkl", epoch=5)
+    register(inventory, root)
+
+    report = sync(inventory)
+
+    by_model = {o.model: o for o in report.outcomes}
+    assert by_model["plain"].verdict == "clean"
+    if inventory.engine.dialect.name == "postgresql":  # a 1279-character path does not fit String(1024)
+        assert (by_model["deep"].status, by_model["deep"].verdict) == (STATUS_ERROR, "error")
+        assert "value too long" in str(by_model["deep"].error)
+    else:  # SQLite does not enforce string lengths
+        assert (by_model["deep"].status, by_model["deep"].verdict) == (STATUS_SCANNED, "clean")

@@ -221,15 +221,35 @@ class _SourceSync:
         started_at, started = utcnow(), time.monotonic()
         try:
             files, scanned = self._acquire(connector, ref)
+            scan = self._store(version, files, scanned, started_at, started)
         except Exception as exc:  # one version's failure is its error verdict; sync goes on
             self.session.rollback()
             error = _describe(exc)
             scan = self._version_scan(version, started_at, started, Verdict.ERROR, False, [], error)
             self.session.commit()
-            outcome = VersionOutcome(
-                base.source, base.model, base.version, STATUS_ERROR, Verdict.ERROR.value, scan.id, error=error
+            outcome = replace(
+                base, status=STATUS_ERROR, verdict=Verdict.ERROR.value, scan_id=scan.id, error=error
             )
             return self._write_back(connector, ref, version, scan, outcome)
+        outcome = replace(
+            base,
+            status=STATUS_SCANNED if scanned else STATUS_REUSED,
+            verdict=scan.verdict,
+            scan_id=scan.id,
+            scanned_blobs=tuple(sorted(scanned)),
+            reused_blobs=tuple(sorted({sha for sha, _ in files.values()} - set(scanned))),
+        )
+        return self._write_back(connector, ref, version, scan, outcome)
+
+    def _store(
+        self,
+        version: Version,
+        files: dict[str, tuple[str, int]],
+        scanned: dict[str, FileResult],
+        started_at: datetime,
+        started: float,
+    ) -> Scan:
+        """Store the new blob scans, the version's files and the version's scan over its blobs."""
         for sha256, result in scanned.items():
             self._store_blob_scan(sha256, result)
         replace_files(self.session, version, files)
@@ -248,18 +268,7 @@ class _SourceSync:
         verdict = worst_verdict(verdicts + ([] if complete else [Verdict.ERROR]))
         scan = self._version_scan(version, started_at, started, verdict, complete, issues, None)
         self.session.commit()
-        reused = tuple(sorted({sha for sha, _ in files.values()} - set(scanned)))
-        outcome = VersionOutcome(
-            base.source,
-            base.model,
-            base.version,
-            STATUS_SCANNED if scanned else STATUS_REUSED,
-            verdict.value,
-            scan.id,
-            scanned_blobs=tuple(sorted(scanned)),
-            reused_blobs=reused,
-        )
-        return self._write_back(connector, ref, version, scan, outcome)
+        return scan
 
     def _acquire(
         self, connector: Connector, ref: VersionRef
