@@ -40,7 +40,7 @@ def test_every_default_is_shown_as_a_value_the_parser_reads_back() -> None:
     ("name", "shown"),
     [
         ("max_bytes_read_per_file", "64GiB"),
-        ("max_materialized_bytes", "512MiB"),
+        ("max_materialized_bytes", "96MiB"),
         ("max_seconds_per_file", "300s"),
         ("child_cpu_seconds", "120s"),
         ("max_members_per_archive", "100000"),

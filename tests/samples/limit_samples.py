@@ -147,3 +147,16 @@ def padded_tokenizer_config(size: int) -> bytes:
 def flow_yaml_config(size: int) -> bytes:
     """A Hydra config whose one flow sequence of `{}` fills about `size` bytes: the YAML parser's worst."""
     return b"_target_: torch.nn.Linear\nx: [" + b"{}," * (size // 3) + b"{}]\n"
+
+
+def gzip_of_big_pickle(mebibytes: int) -> bytes:
+    """A gzip'd pickle of one `mebibytes` MiB bytes object made of a repeated 1000-byte block: it
+    compresses about 200 to 1, so it is no bomb until past a hundred MiB, yet far too big to hold."""
+    size = mebibytes << 20
+    squeezer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    parts = [squeezer.compress(PROTO4 + b"\x8e" + struct.pack("<Q", size))]
+    block = random.Random(3).randbytes(1000) * 1024
+    parts.extend(squeezer.compress(block) for _ in range(size // len(block)))
+    parts.append(squeezer.compress(b"."))
+    parts.append(squeezer.flush())
+    return b"".join(parts)

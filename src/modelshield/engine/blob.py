@@ -14,6 +14,7 @@ from typing import BinaryIO, Protocol
 from modelshield.engine.limits import LimitExceeded, ReadBudget
 
 HEAD_BYTES = 4096
+MATERIALIZE_CHUNK = 1 << 20
 
 
 class ByteReader(Protocol):
@@ -139,16 +140,19 @@ class StreamBlob(Blob):
 
     def view(self) -> memoryview:
         if self._data is None:
+            # Grown a chunk at a time: one read of the whole size would hold it two or three times over.
+            data = bytearray()
             with self._opener() as reader:
-                data = reader.read(self._max_bytes + 1)
+                while len(data) <= self._max_bytes and (chunk := reader.read(MATERIALIZE_CHUNK)):
+                    data += chunk
             if len(data) > self._max_bytes:
                 raise LimitExceeded(
                     "max_materialized_bytes",
                     len(data),
                     self._max_bytes,
-                    f"{' › '.join(self.chain)} expands past {self._max_bytes} bytes",
+                    f"{' › '.join(self.chain)} expands past {self._max_bytes} bytes (max_materialized_bytes)",
                 )
-            self._data = memoryview(data)
+            self._data = memoryview(data).toreadonly()
         return self._data
 
     def stream(self) -> ByteReader:

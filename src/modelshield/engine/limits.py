@@ -42,8 +42,8 @@ class Limits:
     (hashing is not counted, nor the file's own bytes mapped once as a whole). Overlapping archive
     members and repeated reads cannot multiply the work past this."""
     max_nesting_depth: int = 12
-    """Containers inside containers (a zip in a tar in a gzip…) followed before the rest is left
-    unscanned."""
+    """Containers inside containers (a zip in a tar in a gzip, a pickle loaded by a pickle…) followed
+    before the rest is left unscanned."""
     max_members_per_archive: int = 100_000
     """Members listed in one zip, tar or 7z archive; the members past it are not scanned."""
     max_member_bytes: int = 2 * GiB
@@ -53,8 +53,11 @@ class Limits:
     max_expansion_ratio: float = 200.0
     """Decompressed size over compressed size above which a stream (past 8 MiB) or an archive is a
     decompression bomb."""
-    max_materialized_bytes: int = 512 * MiB
-    """Bytes of a decompressed member held in memory at once when a handler needs it whole."""
+    max_materialized_bytes: int = 96 * MiB
+    """Bytes of a decompressed member held in memory at once when a handler needs it whole (a
+    compressed pickle, a 7z archive). Within the expansion ratio, half a megabyte of gzip can decode to
+    this much, so it is the largest buffer a small hostile file can make the scanner hold; with a pickle
+    machine at its own limits on top, the scan stays under 256 MB."""
     max_pickle_opcodes: int = 2_500_000
     """Opcodes the symbolic pickle machine runs in one pickle; the calls and imports found before it
     are still reported. An opcode may leave a value behind (~50 bytes for a number), so this also
