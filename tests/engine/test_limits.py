@@ -351,6 +351,12 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], dict[str, object], str, str | None
         None,
     ),
     "config.yaml": (lambda: ls.flow_yaml_config(20_000), {"max_yaml_bytes": "10KiB"}, "max_yaml_bytes", None),
+    "header.safetensors": (
+        lambda: ls.safetensors_padded_header(200_000),
+        {"max_config_bytes": "100KiB"},
+        "max_config_bytes",
+        None,
+    ),
     "300-members.zip": (
         lambda: ls.many_members_zip(300),
         {"max_seconds_per_file": "1ms"},

@@ -160,3 +160,12 @@ def gzip_of_big_pickle(mebibytes: int) -> bytes:
     parts.append(squeezer.compress(b"."))
     parts.append(squeezer.flush())
     return b"".join(parts)
+
+
+def safetensors_padded_header(size: int) -> bytes:
+    """A one-tensor safetensors file whose header carries about `size` bytes of `{}` in an unknown field."""
+    header = (
+        b'{"__metadata__": {"format": "pt"}, "x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], '
+        b'"junk": [' + b"{}," * max(0, (size - 120) // 3) + b"{}]}}"
+    )
+    return struct.pack("<Q", len(header)) + header + bytes(4)

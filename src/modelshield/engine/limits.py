@@ -91,11 +91,11 @@ class Limits:
     max_protobuf_depth: int = 64
     """Nesting of protobuf messages (ONNX, TensorFlow graphs) followed while walking the wire format;
     each ONNX subgraph level costs three (graph › node › attribute)."""
-    max_config_bytes: int = 6 * MiB
-    """Size of a JSON model description parsed whole (Keras config.json, skops schema.json, Hugging Face
-    config and tokenizer_config.json). Parsing
-    multiplies it: 8 MiB of `{},` become 230 MB of Python dicts. Real configs are kilobytes to a few
-    megabytes."""
+    max_config_bytes: int = 4 * MiB
+    """Size of a JSON model description parsed whole (a safetensors header, Keras config.json, skops
+    schema.json, Hugging Face config and tokenizer_config.json). Parsing
+    multiplies it: 6 MiB of `{},` in a safetensors header took 230 MB. Real configs and headers are
+    kilobytes to a few megabytes."""
     max_yaml_bytes: int = 256 * KiB
     """Size of a YAML document parsed whole (NeMo model_config.yaml, Hydra configs, MLflow MLmodel and
     environments). YAML parsing multiplies it about 350 times (510 KiB of `{},` took 200 MB and 15 s,

@@ -15,7 +15,7 @@ from modelshield.analysis import weights
 from modelshield.analysis.payloads import identify_archive, identify_executable
 from modelshield.engine.blob import Blob, BufferBlob
 from modelshield.engine.context import ScanContext
-from modelshield.engine.findings import Finding, Location
+from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.pickle import looks_like_pickle
@@ -466,6 +466,14 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
             header_at,
             f"header declares {length} bytes; the file holds {blob.size - LENGTH_BYTES} after the length",
             evidence=blob.head(LENGTH_BYTES).hex(" "),
+        )
+        return
+    if length > ctx.limits.max_config_bytes:
+        yield ScanIssue(
+            "limit",
+            f"header of {length} bytes is larger than {ctx.limits.max_config_bytes} (max_config_bytes); "
+            "not parsed",
+            Location(blob.chain, offset=LENGTH_BYTES, detail="max_config_bytes"),
         )
         return
     duplicates: list[str] = []
