@@ -55,6 +55,14 @@ def _huge_shape_npy() -> bytes:
     return npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }")
 
 
+def _huge_header_npy() -> bytes:
+    """A .npy header of a MiB, most of it `{}` literals (what a literal parser multiplies most)."""
+    fill = "{}," * ((2**20 - 100) // 3)
+    return npy_bytes(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'x': [" + fill + "]}", bytes(8), (2, 0)
+    )
+
+
 def _huge_protobuf_length() -> bytes:
     """An ONNX model whose graph field declares 2**60 bytes."""
     varint = bytearray()
@@ -106,6 +114,7 @@ SAMPLES = {
     "tensors-2^62.gguf": (lambda: RawGGUF(tensor_count=1 << 62).build(), set(), {"GGUF-ABSURD-COUNT"}),
     "kvs-2^64.gguf": (lambda: RawGGUF(kv_count=(1 << 64) - 1).build(), set(), {"GGUF-ABSURD-COUNT"}),
     "shape-2^80.npy": (_huge_shape_npy, set(), {"NUMPY-ABSURD-SHAPE"}),
+    "1MiB-header.npy": (_huge_header_npy, {"max_npy_header_bytes"}, {"NUMPY-HEADER-OVERSIZED"}),
     "length-2^60.onnx": (_huge_protobuf_length, set(), {"ONNX-MALFORMED"}),
 }
 
@@ -132,6 +141,7 @@ GROUPS = {
         "tensors-2^62.gguf",
         "kvs-2^64.gguf",
         "shape-2^80.npy",
+        "1MiB-header.npy",
         "length-2^60.onnx",
     ),
     "pickle machine": (

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper
 from tests.samples import archives, keras_samples
 from tests.samples import limit_samples as ls
 from tests.samples.gguf_samples import RawGGUF
+from tests.samples.numpy_samples import npy_bytes
 
 from modelshield import Verdict, scan
 from modelshield.analysis.isolated import IsolationLimits
@@ -355,6 +356,12 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], dict[str, object], str, str | None
         lambda: ls.safetensors_padded_header(200_000),
         {"max_config_bytes": "100KiB"},
         "max_config_bytes",
+        None,
+    ),
+    "long-header.npy": (
+        lambda: npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }" + " " * 5000, bytes(8)),
+        {"max_npy_header_bytes": 1000},
+        "max_npy_header_bytes",
         None,
     ),
     "300-members.zip": (

@@ -100,6 +100,10 @@ class Limits:
     """Size of a YAML document parsed whole (NeMo model_config.yaml, Hydra configs, MLflow MLmodel and
     environments). YAML parsing multiplies it about 350 times (510 KiB of `{},` took 200 MB and 15 s,
     7 MiB took 2.5 GB); real model configs are tens of kilobytes."""
+    max_npy_header_bytes: int = 64 * KiB
+    """Size of a .npy header that is parsed (as a Python literal, never evaluated). Parsing multiplies
+    it about 560 times (1 MiB of `{},` took 590 MB); numpy itself reads at most 10,000 bytes unless
+    told otherwise, and a longer header is reported whether or not it is parsed."""
     max_config_nodes: int = 500_000
     """Values visited in one model configuration (Keras config, NeMo/Hydra YAML) before it is given
     up."""

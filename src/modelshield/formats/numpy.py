@@ -21,7 +21,6 @@ version = "1"
 
 MAGIC = b"\x93NUMPY"
 NUMPY_DEFAULT_MAX_HEADER = 10_000  # np.load's max_header_size default
-HEADER_PARSE_LIMIT = 1024 * 1024  # never literal_eval more than this, whatever numpy would accept
 MAX_DIMS = 64  # NPY_MAXDIMS in numpy 2 (32 before)
 ABSURD_BYTES = 1 << 50  # a petabyte of declared data is not a model
 MAX_DESCR_DEPTH = 32
@@ -78,7 +77,7 @@ def sniff(blob: Blob) -> bool:
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
-    header = yield from _read_header(blob)
+    header = yield from _read_header(blob, ctx.limits.max_npy_header_bytes)
     if header is None:
         return
     fields = yield from _parse_header_dict(blob, header)
@@ -118,7 +117,7 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         )
 
 
-def _read_header(blob: Blob) -> Generator[ScanEvent, None, NpyHeader | None]:
+def _read_header(blob: Blob, parse_limit: int) -> Generator[ScanEvent, None, NpyHeader | None]:
     """Magic, version and header text, or findings saying why not (generator returning the header)."""
     head = blob.head(12)
     where = blob.chain
@@ -143,10 +142,10 @@ def _read_header(blob: Blob) -> Generator[ScanEvent, None, NpyHeader | None]:
             f"header of {length} bytes; np.load only reads it when allow_pickle=True",
             evidence=f"header length {length} > {NUMPY_DEFAULT_MAX_HEADER}",
         )
-    if length > HEADER_PARSE_LIMIT:
+    if length > parse_limit:
         yield ScanIssue(
             "limit",
-            f"header of {length} bytes not parsed (limit {HEADER_PARSE_LIMIT})",
+            f"header of {length} bytes not parsed (max_npy_header_bytes {parse_limit})",
             _loc(where, 8, "header length"),
         )
         return None
