@@ -137,3 +137,73 @@ def test_sniff_is_strict() -> None:
     assert hf_config.sniff(BufferBlob(b'  {"model_type": "bert"}', ("x",)))
     source = BufferBlob(b"import os\nclass A(PreTrainedModel):\n    pass\n", ("x",))
     assert not hf_config.REMOTE_CODE_SOURCE.sniff(source)
+
+
+HOSTILE_CONFIGURATION = """
+import pathlib, os
+pathlib.Path(os.environ["MARKER"]).write_text("ran")
+from transformers import PretrainedConfig
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "tiny"
+"""
+
+
+def padded_config_folder(directory: Path, padding: int) -> Path:
+    """config.json whose auto_map hides behind `padding` bytes of a harmless value and a \\u-escaped key,
+    with the configuration module it points to."""
+    directory.mkdir()
+    head = json.dumps({"model_type": "tiny", "notes": "x" * padding})[:-1]
+    (directory / "config.json").write_text(
+        head + ', "\\u0061uto_map": {"AutoConfig": "configuration_tiny.TinyConfig"}}'
+    )
+    (directory / "configuration_tiny.py").write_text(HOSTILE_CONFIGURATION)
+    return directory
+
+
+@pytest.mark.parametrize("padding", [0, 300_000, 5 * 1024 * 1024])
+def test_auto_map_behind_padding_and_escapes_is_found(tmp_path: Path, padding: int) -> None:
+    folder = padded_config_folder(tmp_path / "model", padding)
+    result = scan_file(folder / "config.json")
+    assert by_rule(result) == {"HF-REMOTE-CODE": {"auto_map.AutoConfig"}}
+    assert result.issues == ()
+
+
+def test_transformers_runs_the_code_a_padded_escaped_auto_map_names(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = padded_config_folder(tmp_path / "model", 5 * 1024 * 1024)
+    marker = tmp_path / "marker"
+    code = (
+        "import sys; from transformers import AutoConfig; "
+        "AutoConfig.from_pretrained(sys.argv[1], trust_remote_code=True)"
+    )
+    env = {
+        **os.environ,
+        "MARKER": str(marker),
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "mods"),
+    }
+    subprocess.run(
+        [sys.executable, "-c", code, str(folder)], env=env, timeout=180, check=True, capture_output=True
+    )
+    assert marker.read_text() == "ran"
+
+
+def test_large_benign_json_is_walked_clean(tmp_path: Path) -> None:
+    vocab = {f"token{i}": i for i in range(400_000)}
+    path = write_json(
+        tmp_path / "tokenizer.json", {"version": "1.0", "model": {"vocab": vocab}, "chat_template": "{{ x }}"}
+    )
+    assert path.stat().st_size > 4 * 1024 * 1024
+    result = scan_file(path)
+    assert (result.tree.format, result.findings, result.issues) == ("hf-config", (), ())
+
+
+def test_a_judged_value_beyond_the_limit_is_not_clean(tmp_path: Path) -> None:
+    auto_map = {f"Auto{i}": "x" * 100 for i in range(50_000)}
+    result = scan_file(write_json(tmp_path / "config.json", {"model_type": "m", "auto_map": auto_map}))
+    assert [(i.kind, i.location.detail) for i in result.issues] == [("limit", "max_config_bytes")]
+    assert result.verdict.value == "error"

@@ -7,10 +7,11 @@ import json
 import re
 from collections.abc import Iterator
 
+from modelshield.analysis.json_members import JsonShapeError, top_level_members
 from modelshield.analysis.templates import judge_template
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
-from modelshield.engine.findings import ScanIssue
+from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.limits import MiB
 from modelshield.formats.base import ScanEvent
 from modelshield.rules import huggingface as rules
@@ -18,7 +19,6 @@ from modelshield.rules import huggingface as rules
 name = "hf-config"
 version = "1"
 
-MAX_JSON_BYTES = 16 * MiB  # tokenizer_config.json with thousands of added tokens stays far below
 SNIFF_BYTES = 256 * 1024  # added_tokens_decoder sorts first and may fill tens of kilobytes
 MAX_ENTRIES = 10_000
 _HF_KEY = re.compile(
@@ -29,34 +29,62 @@ _WHITESPACE = b" \t\r\n"
 
 
 def sniff(blob: Blob) -> bool:
-    if blob.size > MAX_JSON_BYTES or not blob.head(64).lstrip(b"\xef\xbb\xbf" + _WHITESPACE).startswith(b"{"):
+    if not blob.head(64).lstrip(b"\xef\xbb\xbf" + _WHITESPACE).startswith(b"{"):
         return False
     head = blob.head(SNIFF_BYTES)
-    return b"\0" not in head and _HF_KEY.search(head) is not None
+    if b"\0" in head:
+        return False
+    # Keys may sit anywhere in the object and be spelled with \u escapes: when the head cannot show every
+    # key, the object is walked whole.
+    return blob.size > len(head) or b"\\u" in head or _HF_KEY.search(head) is not None
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     limit = ctx.limits.max_config_bytes
     raw = blob.head(limit + 1)  # a stream's declared size may be unknown: what is read decides
-    if len(raw) > limit:
-        yield ScanIssue(
-            "limit",
-            f"JSON larger than {limit} bytes (max_config_bytes); not parsed",
-            ctx.where(blob, detail="max_config_bytes"),
-        )
-        return
-    text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    issues: list[ScanIssue] = []
+    if len(raw) <= limit:
+        document = _parse(raw, ctx.where(blob), issues)
+        members = document if isinstance(document, dict) else {}
+    else:
+        members = _large_object_members(blob, ctx, issues)
+    yield from _auto_map(blob, ctx, members.get("auto_map"))
+    yield from _custom_pipelines(blob, ctx, members.get("custom_pipelines"))
+    yield from _chat_templates(blob, ctx, members.get("chat_template"))
+    yield from issues
+
+
+_JUDGED_KEYS = frozenset({"auto_map", "custom_pipelines", "chat_template"})
+
+
+def _parse(raw: bytes | memoryview, where: Location, issues: list[ScanIssue]) -> object:
+    text = bytes(raw).decode("utf-8", errors="replace").lstrip("\ufeff")
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         # transformers could not read it either; still, the file is not known to be clean.
-        yield ScanIssue("unparsed", f"JSON does not parse: {str(exc)[:200]}", ctx.where(blob))
-        return
-    if not isinstance(document, dict):
-        return
-    yield from _auto_map(blob, ctx, document.get("auto_map"))
-    yield from _custom_pipelines(blob, ctx, document.get("custom_pipelines"))
-    yield from _chat_templates(blob, ctx, document.get("chat_template"))
+        issues.append(ScanIssue("unparsed", f"JSON does not parse: {str(exc)[:200]}", where))
+        return None
+
+
+def _large_object_members(blob: Blob, ctx: ScanContext, issues: list[ScanIssue]) -> dict[str, object]:
+    """The judged members of an object larger than max_config_bytes, each parsed on its own."""
+    limit = ctx.limits.max_config_bytes
+    data = blob.view()
+    body = data[3:] if bytes(data[:3]) == b"\xef\xbb\xbf" else data
+    try:
+        members = top_level_members(body, _JUDGED_KEYS, ctx.check_time)
+    except JsonShapeError as exc:
+        issues.append(ScanIssue("unparsed", f"JSON object cannot be walked: {exc}", ctx.where(blob)))
+        return {}
+    values: dict[str, object] = {}
+    for key, member in members.items():
+        if member.end - member.start > limit:
+            message = f"the {key} value is larger than {limit} bytes (max_config_bytes); not parsed"
+            issues.append(ScanIssue("limit", message, ctx.where(blob, detail="max_config_bytes")))
+        else:
+            values[key] = _parse(body[member.start : member.end], ctx.where(blob, detail=key), issues)
+    return values
 
 
 def _class_references(value: object) -> Iterator[tuple[str, str]]:
