@@ -5,6 +5,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import pytest
 from tests.samples import nemo_samples as ns
 
 from modelshield import FileResult, Severity, scan
@@ -113,3 +114,44 @@ def test_sniff_is_strict() -> None:
     assert not nemo.HYDRA_CONFIG.sniff(BufferBlob(b"# _target_: os.system is documented here\n", ("x",)))
     assert not nemo.HYDRA_CONFIG.sniff(BufferBlob(b"def f():\n    return '_target_'\n", ("x",)))
     assert nemo.HYDRA_CONFIG.sniff(BufferBlob(b"a:\n  _target_: x.y\n", ("x",)))
+
+
+def padded_flow_style_yaml(marker: Path, padding_lines: int) -> str:
+    """A Hydra config whose file-writing target comes after `padding_lines` comment lines, in flow style
+    (shutil.copyfile: hydra 1.3.8's target blocklist refuses os.system but lets this one run)."""
+    padding = "# notes\n" * padding_lines
+    copy = f"{{_target_: shutil.copyfile, _args_: ['{marker.parent / 'config.yaml'}', '{marker}']}}"
+    return f"{padding}model: {{hidden: 8}}\nrunner: {copy}\n"
+
+
+@pytest.mark.parametrize("padding_lines", [0, 20_000])
+def test_flow_style_target_after_padding_is_found(tmp_path: Path, padding_lines: int) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(padded_flow_style_yaml(tmp_path / "marker", padding_lines))
+    result = scan_file(path)
+    assert hits(result, "HYDRA-DANGEROUS-TARGET") == {"runner._target_"}
+
+
+def test_hydra_runs_the_padded_flow_style_target(tmp_path: Path) -> None:
+    pytest.importorskip("hydra")
+    import subprocess
+    import sys
+
+    path = tmp_path / "config.yaml"
+    marker = tmp_path / "marker"
+    path.write_text(padded_flow_style_yaml(marker, 20_000))
+    code = (
+        "import sys; from omegaconf import OmegaConf; from hydra.utils import instantiate; "
+        "instantiate(OmegaConf.load(sys.argv[1]).runner)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], timeout=120, check=True, capture_output=True)
+    assert marker.exists()
+
+
+def test_a_target_beyond_the_yaml_limit_is_not_clean(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(padded_flow_style_yaml(tmp_path / "marker", 1_200_000))
+    result = scan_file(path)
+    assert result.tree.format == "hydra-config"
+    assert [(i.kind, i.location.detail) for i in result.issues] == [("limit", "max_yaml_bytes")]
+    assert result.verdict.value == "error"

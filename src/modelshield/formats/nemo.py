@@ -61,7 +61,10 @@ LOADER_ATTRIBUTES = frozenset(
     }
 )  # fmt: skip
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
-_HYDRA_LINE = re.compile(rb"^[ \t]*(?:-[ \t]+)?[\"']?_target_[\"']?[ \t]*:[ \t]*\S", re.MULTILINE)
+# A `_target_` key in block style (at a line start, maybe a list item) or in flow style (after `{` or `,`).
+_HYDRA_LINE = re.compile(
+    rb"(?:^[ \t]*(?:-[ \t]+)?|[{,][ \t]*)[\"']?_target_[\"']?[ \t]*:[ \t]*\S", re.MULTILINE
+)
 _SHARED_KEY = "nemo.judged_configs"
 
 
@@ -305,12 +308,12 @@ class HydraConfigFormat:
     version = "1"
 
     def sniff(self, blob: Blob) -> bool:
-        if blob.size > MAX_CONFIG_BYTES:
-            return False
         head = blob.head(64 * 1024)
-        if b"\0" in head or _HYDRA_LINE.search(head) is None:
+        if b"\0" in head or head.decode("utf-8", errors="replace").count("\ufffd") > 3:
             return False
-        return head.decode("utf-8", errors="replace").count("\ufffd") <= 3
+        # The key may come after any amount of padding: the whole text is searched (a regular expression
+        # over the mapped file), and one larger than max_yaml_bytes is reported unparsed, never clean.
+        return _HYDRA_LINE.search(blob.view() if blob.size > len(head) else head) is not None
 
     def scan(self, blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         if blob.chain in _judged(ctx):
