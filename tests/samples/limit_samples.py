@@ -140,8 +140,10 @@ def wide_keras_config(items: int) -> bytes:
 
 
 def padded_tokenizer_config(size: int) -> bytes:
-    """A tokenizer_config.json with a chat template, padded with `{}` entries to about `size` bytes."""
-    return b'{"chat_template": "{{ x }}", "x": [' + b"{}," * (size // 3) + b"{}]}"
+    """A tokenizer_config.json whose list of chat templates is padded with `{}` entries to about `size`
+    bytes (a large object is walked for its judged members; this member itself is too large to parse)."""
+    last = b'{"name": "default", "template": "{{ x }}"}]}'
+    return b'{"x": 1, "chat_template": [' + b"{}," * (size // 3) + last
 
 
 def flow_yaml_config(size: int) -> bytes:
