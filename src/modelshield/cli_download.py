@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from modelshield.engine.limits import parse_size
 from modelshield.errors import ModelShieldError, PolicyError, UnsafeModelError, UsageError
 from modelshield.report import REPORT_FORMATS
 
@@ -24,12 +25,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _byte_size(_ctx: click.Context, param: click.Parameter, value: str) -> int:
-    from modelshield.remote import parse_byte_size
-
     try:
-        return parse_byte_size(value)
-    except UsageError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
+        return parse_size(value)
+    except ValueError:
+        message = f"not a size: {value!r} (expected bytes, or with a unit: 512MiB, 10GiB, 2GB)"
+        raise click.BadParameter(message, param=param) from None
 
 
 def _remembered_byte_size(key: str) -> Callable[[click.Context, click.Parameter, str], int]:

@@ -4,7 +4,6 @@ private directory, and its files named by the pinned address (`hf://org/name@<sh
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -21,25 +20,10 @@ from modelshield.connectors import (
 from modelshield.connectors.base import GiB
 from modelshield.connectors.staging import private_directory
 from modelshield.engine.scanner import FileTarget, expand_paths
-from modelshield.errors import UsageError
 
 DEFAULT_MAX_DOWNLOAD_BYTES = 20 * GiB
 DEFAULT_MAX_DOWNLOAD = "20GiB"
 
-_SIZE = re.compile(r"\s*([0-9]+)\s*(?:([kmgt])(i?)(b?)|b)?\s*", re.IGNORECASE)
-
-
-def parse_byte_size(text: str) -> int:
-    """`10GiB`, `10G`, `500MB`, `1024`: a positive number of bytes. As for scan limits, KiB/K, MiB/M, GiB/G,
-    TiB/T are powers of 1024 and KB, MB, GB, TB powers of 1000."""
-    match = _SIZE.fullmatch(text)
-    if match is None or int(match.group(1)) <= 0:
-        raise UsageError(f"not a size: {text!r} (expected bytes, or with a unit: 512MiB, 10GiB, 2GB)")
-    number, prefix, binary, byte = match.groups()
-    if prefix is None:
-        return int(number)
-    base = 1000 if byte and not binary else 1024
-    return int(number) * int(base ** ("kmgt".index(prefix.lower()) + 1))
 
 
 @dataclass(frozen=True)

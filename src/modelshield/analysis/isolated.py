@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -90,6 +89,8 @@ def run_module(
     workdir: Path | None = None,
 ) -> IsolatedRun:
     """Run `python -I -m module arguments…` under `limits`; its stdout must be one JSON object."""
+    import subprocess  # only when a child is needed: keeps start-up quick
+
     with _private_dir() as scratch:
         out_path = scratch / "stdout.json"
         err_path = scratch / "stderr.txt"

@@ -216,6 +216,15 @@ def parse_limit_value(name: str, value: object) -> int | float:
     return number
 
 
+def parse_size(text: str) -> int:
+    """A positive whole number of bytes from `1024`, `512MiB`, `10GiB` or `2GB` (KiB, MiB, GiB, TiB and K, M,
+    G, T are powers of 1024; KB, MB, GB, TB powers of 1000). Raises ValueError."""
+    number = _number_in("size", text, "bytes")
+    if number != int(number) or number <= 0:
+        raise ValueError(f"not a positive whole number of bytes: {text!r}")
+    return int(number)
+
+
 def _number_in(name: str, text: str, unit: LimitUnit) -> int | float:
     match = _VALUE.match(text)
     scale = _UNITS[unit].get(match.group(2).lower()) if match else None

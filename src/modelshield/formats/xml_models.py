@@ -4,9 +4,9 @@ non-standard layers, embedded scripts and code-calling functions reported."""
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET  # noqa: S405 - only after any DTD/entity has been refused (see scan)
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from modelshield.analysis.callables import CallableJudge, Judgement
 from modelshield.engine.blob import Blob
@@ -16,6 +16,9 @@ from modelshield.engine.limits import MiB
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
 from modelshield.rules import xml_models as rules
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET  # noqa: S405
 
 name = "xml-model"
 version = "1"
@@ -118,6 +121,8 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
             "limit", f"XML model larger than {MAX_XML_BYTES} bytes not analysed", Location(blob.chain)
         )
         return
+    import xml.etree.ElementTree as ET  # noqa: S405 - only after any DTD/entity is refused (below)
+
     state = _State(blob, ctx)
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))  # noqa: S314 - fed only bytes with no DTD (below)
     stack: list[ET.Element] = []
