@@ -205,6 +205,7 @@ def scan(
             deep=deep,
             limits=limits,
             jobs=jobs or available_cpus(),
+            jobs_are_a_ceiling=jobs is None,
             isolate=isolate,
             hash_cache=not no_cache,
         )
@@ -243,6 +244,7 @@ def _run_scan(
     deep: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     jobs: int = 1,
+    jobs_are_a_ceiling: bool = False,
     isolate: bool = False,
     hash_cache: bool = True,
 ) -> ScanResult:
@@ -252,7 +254,13 @@ def _run_scan(
     if not targets:
         click.echo("modelshield: warning: no files found under the given paths", err=True)
     options = ScanOptions(
-        compute_hash=compute_hash, deep=deep, limits=limits, jobs=jobs, isolate=isolate, hash_cache=hash_cache
+        compute_hash=compute_hash,
+        deep=deep,
+        limits=limits,
+        jobs=jobs,
+        jobs_are_a_ceiling=jobs_are_a_ceiling,
+        isolate=isolate,
+        hash_cache=hash_cache,
     )
     if not (targets and sys.stderr.isatty()):
         return scan_paths(paths, policy=policy, options=options, targets=targets)

@@ -45,6 +45,9 @@ class ScanOptions:
     """Read tensor data for payloads hidden in weights (costly: every float tensor is read)."""
     jobs: int = 1
     """Files scanned at once, each in a worker process; 1 scans in this process."""
+    jobs_are_a_ceiling: bool = False
+    """`jobs` was not chosen by the user: worker processes start only when the work pays for their
+    start-up (many files, or many bytes to hash); otherwise the files are scanned in this process."""
     isolate: bool = False
     """Scan every file in a child process held to the limits' child memory, CPU and wall-clock bounds."""
     hash_cache: bool = True
@@ -248,7 +251,8 @@ def scan_paths(
     scannable = sum(1 for target in listed if target.refusal is None)
     with ExitStack() as stack:
         pool = None
-        if scannable and (options.isolate or (options.jobs > 1 and scannable > 1)):
+        parallel = options.jobs > 1 and scannable > 1 and _workers_pay(listed, options)
+        if scannable and (options.isolate or parallel):
             from modelshield.engine.workers import WorkerPool
 
             # Started first: the workers' start-up overlaps the stamping and hashing of the plan.
@@ -265,6 +269,26 @@ def scan_paths(
         duration_seconds=round(time.monotonic() - started, 6),
     )
     return apply_policy(finished, policy, today or datetime.now(timezone.utc).date())
+
+
+WORKERS_MIN_FILES = 64
+WORKERS_MIN_HASHED_BYTES = 512 * 1024 * 1024
+"""Below both, starting worker processes (a tenth of a second or more each) costs more than it saves."""
+
+
+def _workers_pay(listed: Sequence[FileTarget], options: ScanOptions) -> bool:
+    if not options.jobs_are_a_ceiling:
+        return True
+    paths = [target.path for target in listed if target.refusal is None]
+    if len(paths) >= WORKERS_MIN_FILES:
+        return True
+    if not options.compute_hash:
+        return False
+    total = 0
+    for path in paths:
+        with suppress(OSError):
+            total += path.stat().st_size
+    return total >= WORKERS_MIN_HASHED_BYTES
 
 
 @dataclass(frozen=True)
