@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 from tests.samples.safetensors_samples import elf_bytes
+from tests.samples.weight_samples import embed_low_byte, normal_weights
 
 import modelshield
 from modelshield.analysis.weight_stats import analyse_tensor
@@ -31,18 +32,6 @@ class _Marker:
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, (f"touch {self.path}",))
-
-
-def normal_weights(n: int = 1 << 18, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(n).astype(np.float32) * 0.02
-
-
-def embed_low_byte(weights: np.ndarray, payload: bytes, at: int = 0) -> np.ndarray:
-    """EvilModel's simplest style: the payload replaces the low byte of consecutive float32 weights."""
-    out = weights.copy()
-    raw = out.view(np.uint8).reshape(-1, 4)
-    raw[at : at + len(payload), 0] = np.frombuffer(payload, dtype=np.uint8)
-    return out
 
 
 def embed_low_three_bytes(weights: np.ndarray, payload: bytes) -> np.ndarray:

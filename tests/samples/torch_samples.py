@@ -159,16 +159,18 @@ class _TarPickler(pickle.Pickler):
         return str(obj.key) if isinstance(obj, _TensorRef) else None
 
 
-def legacy_tar_with_storage(directory: Path, marker: Path | None = None) -> Path:
-    """The tar layout with one real float storage; a payload hides in the storage-views pickle, which
-    follows raw storage bytes inside the storages member."""
+def legacy_tar_with_storage(
+    directory: Path, marker: Path | None = None, floats: bytes = struct.pack("<3f", 1.0, 2.0, 3.0)
+) -> Path:
+    """The tar layout with one real float storage (`floats`, little-endian float32); a payload hides in
+    the storage-views pickle, which follows raw storage bytes inside the storages member."""
     path = directory / ("evil_storage.tar" if marker else "storage.tar")
     views: object = [MarkerPayload(marker)] if marker else []
     storages = (
         pickle.dumps(1, protocol=2)
         + pickle.dumps(("1", "cpu", torch.FloatStorage), protocol=2)
-        + struct.pack("<q", 3)
-        + struct.pack("<3f", 1.0, 2.0, 3.0)
+        + struct.pack("<q", len(floats) // 4)
+        + floats
         + pickle.dumps(views, protocol=2)
     )
     tensors = (
@@ -176,7 +178,7 @@ def legacy_tar_with_storage(directory: Path, marker: Path | None = None) -> Path
         + pickle.dumps((2, "1", torch.FloatTensor), protocol=2)
         + struct.pack("<i", 1)
         + b"\0" * 4
-        + struct.pack("<q", 3)
+        + struct.pack("<q", len(floats) // 4)
         + struct.pack("<q", 1)
         + struct.pack("<q", 0)
     )

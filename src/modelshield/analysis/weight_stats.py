@@ -23,13 +23,11 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from modelshield.analysis.payloads import identify_archive, identify_executable
-from modelshield.analysis.weights import FLOAT_WIDTHS
+from modelshield.analysis.weights import FLOAT_WIDTHS, ReadAt
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-
-ReadAt = Callable[[int, int], bytes]
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Bytes read at a time; a multiple of every element width, and of two elements (nibble pairs)."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
-from modelshield.analysis.pickle_values import GlobalRef, SymList
+from modelshield.analysis import weights
+from modelshield.analysis.pickle_values import GlobalRef, SymDict, SymList
 from modelshield.analysis.pickle_vm import PickleMachine, PickleRun, opcodes_plausible
 from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
@@ -14,7 +15,7 @@ from modelshield.engine.findings import ScanIssue
 from modelshield.engine.limits import Limits
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.pickle import scan_pickles
-from modelshield.formats.pytorch_zip import STORAGE_ELEMENT_SIZES
+from modelshield.formats.pytorch_zip import FLOAT_STORAGES, STORAGE_ELEMENT_SIZES
 from modelshield.rules import pytorch as rules
 
 name = "pytorch-legacy"
@@ -72,8 +73,8 @@ def _tensor_record(value: object) -> bool:
     return value[2].qualname.startswith("torch.") and value[2].qualname.endswith("Tensor")
 
 
-def _storage_record(value: object) -> tuple[str, int | None] | None:
-    """(key, element size) of a tar-layout storage header pickle: (key, location, storage type)."""
+def _storage_record(value: object) -> tuple[str, int | None, str] | None:
+    """(key, element size, type name) of a tar-layout storage header pickle: (key, location, storage type)."""
     if not isinstance(value, tuple) or len(value) != 3:
         return None
     key, location, storage_type = value
@@ -81,7 +82,8 @@ def _storage_record(value: object) -> tuple[str, int | None] | None:
         return None
     if not storage_type.qualname.startswith("torch.") or not storage_type.qualname.endswith("Storage"):
         return None
-    return key, STORAGE_ELEMENT_SIZES.get(storage_type.qualname.rsplit(".", 1)[-1])
+    type_name = storage_type.qualname.rsplit(".", 1)[-1]
+    return key, STORAGE_ELEMENT_SIZES.get(type_name), type_name
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
@@ -97,7 +99,7 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     pickles = yield from _structure(blob, ctx)
     if pickles is None:
         return
-    element_sizes = _element_sizes(pickles[3].run)
+    types = _storage_types(pickles[3].run)
     value = pickles[4].value
     keys = value.items if isinstance(value, SymList) else value
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
@@ -108,7 +110,9 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         )
         yield ScanIssue("unparsed", "storage region not walked", ctx.where(blob, offset=pickles[4].run.end))
         return
-    yield from _walk_storages(blob, ctx, pickles[4].run.end, keys, element_sizes)
+    floats = yield from _walk_storages(blob, ctx, pickles[4].run.end, keys, types)
+    if ctx.deep:
+        yield from _deep_weights(blob, ctx, floats, pickles[2].value)
 
 
 def _structure(blob: Blob, ctx: ScanContext) -> Generator[ScanEvent, None, list[LegacyPickle] | None]:
@@ -152,43 +156,47 @@ def _is_int(value: object, expected: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value == expected
 
 
-def _element_sizes(run: PickleRun) -> dict[str, int | None]:
-    """Storage key → bytes per element, from ('storage', type, key, location, numel, view) ids."""
-    sizes: dict[str, int | None] = {}
+def _storage_types(run: PickleRun) -> dict[str, str]:
+    """Storage key → storage class name (FloatStorage), from ('storage', type, key, location, numel) ids."""
+    types: dict[str, str] = {}
     for pid in run.persistent_ids:
         if isinstance(pid, tuple) and len(pid) >= 4 and pid[0] == "storage" and isinstance(pid[2], str):
             storage_type = pid[1]
-            # element sizes are known per storage class name (torch.FloatStorage → 4)
             type_name = (
                 storage_type.qualname.rsplit(".", 1)[-1] if isinstance(storage_type, GlobalRef) else ""
             )
-            sizes.setdefault(pid[2], STORAGE_ELEMENT_SIZES.get(type_name))
-    return sizes
+            types.setdefault(pid[2], type_name)
+    return types
 
 
 def _walk_storages(
-    blob: Blob, ctx: ScanContext, start: int, keys: list[str], element_sizes: dict[str, int | None]
-) -> Iterator[ScanEvent]:
-    """Follow each storage's 8-byte element count to the next; nothing else is read."""
+    blob: Blob, ctx: ScanContext, start: int, keys: list[str], types: dict[str, str]
+) -> Generator[ScanEvent, None, list[weights.FloatTensor]]:
+    """Follow each storage's 8-byte element count to the next; nothing else is read. Returns the float
+    storages walked, for `--deep`."""
+    floats: list[weights.FloatTensor] = []
     offset = start
     for key in keys:
         ctx.check_time()
-        element = element_sizes.get(key)
+        element = STORAGE_ELEMENT_SIZES.get(types.get(key, ""))
         if element is None:
             yield ScanIssue(
                 "unparsed",
                 f"element size of storage {key!r} unknown; storages after it not walked",
                 ctx.where(blob, offset=offset, detail=f"storage {key}"),
             )
-            return
+            return floats
         if offset + SIZE_HEADER > blob.size:
             yield _truncated(blob, ctx, offset, key)
-            return
-        count = int.from_bytes(blob.read_at(offset, SIZE_HEADER), "little")
-        offset += SIZE_HEADER + count * element
-        if offset > blob.size:
-            yield _truncated(blob, ctx, offset, key)
-            return
+            return floats
+        nbytes = int.from_bytes(blob.read_at(offset, SIZE_HEADER), "little") * element
+        if offset + SIZE_HEADER + nbytes > blob.size:
+            yield _truncated(blob, ctx, offset + SIZE_HEADER + nbytes, key)
+            return floats
+        dtype = FLOAT_STORAGES.get(types[key])
+        if dtype is not None:
+            floats.append(weights.FloatTensor(f"storage {key}", dtype, offset + SIZE_HEADER, nbytes))
+        offset += SIZE_HEADER + nbytes
     if offset < blob.size:
         extra = blob.size - offset
         yield rules.LEGACY_APPENDED.at(
@@ -197,6 +205,21 @@ def _walk_storages(
             evidence=blob.read_at(offset, 16).hex(" "),
         )
         yield _slice(blob, offset, extra, "appended data")
+    return floats
+
+
+def _deep_weights(
+    blob: Blob, ctx: ScanContext, floats: list[weights.FloatTensor], sys_info: object
+) -> Iterator[ScanEvent]:
+    """`--deep` over the float storages: written in the saving machine's byte order, which sys_info
+    states (the tar layout has no sys_info and is read as little-endian, as torch.load reads it)."""
+    little = sys_info.get_str_key("little_endian") if isinstance(sys_info, SymDict) else True
+    if floats and little is False:
+        yield ScanIssue(
+            "deep-unsupported", "--deep reads little-endian weights only", ctx.where(blob, offset=0)
+        )
+        return
+    yield from weights.scan_tensors(blob, ctx, floats)
 
 
 def _scan_tar_storages(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
@@ -208,12 +231,14 @@ def _scan_tar_storages(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     pos = yield from scan_pickles(blob, ctx, start=0, max_pickles=1)
     count = _run(data, 0, ctx.limits).value
     assert isinstance(count, int)
+    floats: list[weights.FloatTensor] = []
     for index in range(count):
         ctx.check_time()
         header = _run(data, pos, ctx.limits)
         pos = yield from scan_pickles(blob, ctx, start=pos, max_pickles=1)
         record = _storage_record(header.value) if header.run.stopped else None
-        if record is None or record[1] is None:
+        key, element, type_name = record or ("", None, "")
+        if element is None:
             yield rules.LEGACY_HEADER.at(
                 ctx.where(blob, offset=header.run.start, detail=f"storage #{index}"),
                 "storage header is not (key, location, storage type) of a known type",
@@ -222,12 +247,18 @@ def _scan_tar_storages(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
             yield ScanIssue("unparsed", "rest of the storages member not walked", ctx.where(blob, offset=pos))
             return
         if pos + SIZE_HEADER > blob.size:
-            yield _truncated(blob, ctx, pos, record[0])
+            yield _truncated(blob, ctx, pos, key)
             return
-        pos += SIZE_HEADER + int.from_bytes(blob.read_at(pos, SIZE_HEADER), "little") * record[1]
-        if pos > blob.size:
-            yield _truncated(blob, ctx, pos, record[0])
+        nbytes = int.from_bytes(blob.read_at(pos, SIZE_HEADER), "little") * element
+        if pos + SIZE_HEADER + nbytes > blob.size:
+            yield _truncated(blob, ctx, pos + SIZE_HEADER + nbytes, key)
             return
+        dtype = FLOAT_STORAGES.get(type_name)
+        if dtype is not None:
+            floats.append(weights.FloatTensor(f"storage {key}", dtype, pos + SIZE_HEADER, nbytes))
+        pos += SIZE_HEADER + nbytes
+    if ctx.deep:
+        yield from _deep_weights(blob, ctx, floats, None)
     end = yield from scan_pickles(blob, ctx, start=pos, max_pickles=1)  # the storage views
     if end < blob.size:
         yield rules.LEGACY_APPENDED.at(

@@ -14,6 +14,7 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue, Severity
 from modelshield.engine.limits import DEFAULT_LIMITS, LimitExceeded
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.compressed import ExpansionRecord
 from modelshield.formats.pickle import run_pickle
 from modelshield.formats.zip_reader import (
     STORED,
@@ -24,6 +25,7 @@ from modelshield.formats.zip_reader import (
     looks_like_zip,
     member_blobs,
     member_element,
+    open_member,
     read_member_bytes,
     read_zip,
     starts_with_zip_header,
@@ -57,8 +59,8 @@ STORAGE_ELEMENT_SIZES = {
     "HalfStorage": 2, "BFloat16Storage": 2, "IntStorage": 4, "FloatStorage": 4, "QInt32Storage": 4,
     "LongStorage": 8, "DoubleStorage": 8, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
 }  # fmt: skip
-_FLOAT_STORAGES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16"}
-"""Storages the opt-in weights analysis reads (stored records only: their bytes are in the file as-is)."""
+FLOAT_STORAGES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16"}
+"""Storages the opt-in weights analysis reads (stored in place, or decompressed as they are read)."""
 
 
 @dataclass(frozen=True)
@@ -232,12 +234,35 @@ def _storage_references(
                 f"storage {key!r} needs {numel * element} bytes, its record holds {record.uncompressed_size}",
                 evidence=evidence,
             )
-        float_dtype = _FLOAT_STORAGES.get(type_name)
-        if ctx.deep and float_dtype and record.method == 0 and record.local and blob.random_access:
-            name = f"{tensor_dir}/{key}"
-            at, size = record.local.data_offset, record.uncompressed_size
-            yield from weights.scan_tensors(blob, ctx, [weights.FloatTensor(name, float_dtype, at, size)])
+        float_dtype = FLOAT_STORAGES.get(type_name)
+        if ctx.deep and float_dtype:
+            yield from _deep_storage(blob, ctx, layout, record, f"{tensor_dir}/{key}", float_dtype)
     return referenced
+
+
+def _deep_storage(
+    blob: Blob, ctx: ScanContext, layout: TorchLayout, record: ZipMember, name: str, dtype: str
+) -> Iterator[ScanEvent]:
+    """`--deep` over one float storage: a stored record is read in place, a compressed one (an archive
+    re-packed with deflate) through the bounded decompressing reader, within the expansion limits."""
+    size = record.uncompressed_size
+    if record.local is None or record.method not in SUPPORTED_METHODS or not blob.random_access:
+        yield ScanIssue(
+            "deep-unsupported",
+            f"--deep did not read storage {name!r} (compression method {record.method})",
+            member_location(blob, layout.archive, record),
+        )
+        return
+    if record.method == STORED:
+        at = record.local.data_offset
+        yield from weights.scan_tensors(blob, ctx, [weights.FloatTensor(name, dtype, at, size)])
+        return
+    expansion = ExpansionRecord(compressed_size=record.compressed_size)
+    start, stored = record.local.data_offset, record.compressed_size
+    with open_member(blob, ctx, record.method, start, stored, size, expansion) as reader:
+        chain = member_location(blob, layout.archive, record).chain
+        tensor = weights.FloatTensor(name, dtype, 0, size, weights.SequentialReads(reader.read), chain)
+        yield from weights.scan_tensors(blob, ctx, [tensor])
 
 
 def unread_members(
