@@ -114,3 +114,52 @@ def test_deflated_storages_are_not_read_without_deep(tmp_path: Path) -> None:
     path = ws.torch_deflated(tmp_path, {"fc.weight": EVIL})
     result = modelshield.scan(path, compute_hash=False).files[0]
     assert not [f for f in result.findings if f.rule_id.startswith("WEIGHTS-")]
+
+
+# ---- ONNX external data ----
+
+_ONNX_LOADS = (
+    "import sys, onnx; from onnx import numpy_helper; m = onnx.load(sys.argv[1]); "
+    "print('ok' if numpy_helper.to_array(m.graph.initializer[0]).shape == (1 << 18,) else m)"
+)
+
+
+def test_payload_in_onnx_external_data_is_found(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    path = ws.onnx_external(tmp_path, {"fc.weight": EVIL, "fc.bias": ws.normal_weights(64)})
+    _loads(_ONNX_LOADS, path)
+    result = _deep(path)
+    assert _hits(result) == [
+        ((str(path), "weights.bin"), PAYLOAD_AT * 4, f"tensor 'fc.weight', weight {PAYLOAD_AT}")
+    ]
+    assert (tmp_path / "weights.bin").read_bytes()[PAYLOAD_AT * 4 : PAYLOAD_AT * 4 + 16 : 4] == b"\x7fELF"
+
+
+def test_benign_onnx_external_data_is_clean_with_deep(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    tensors = {"fc.weight": ws.normal_weights(), "fc.half": ws.normal_weights(512).astype("float16")}
+    result = _deep(ws.onnx_external(tmp_path, tensors))
+    assert [f.rule_id for f in result.findings] == ["ONNX-EXTERNAL-DATA"]
+    assert result.issues == ()
+
+
+def test_onnx_external_data_linked_outside_the_folder_is_not_read(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    model_dir, elsewhere = tmp_path / "model", tmp_path / "elsewhere"
+    model_dir.mkdir()
+    elsewhere.mkdir()
+    path = ws.onnx_external(model_dir, {"fc.weight": EVIL})
+    (model_dir / "weights.bin").rename(elsewhere / "weights.bin")
+    (model_dir / "weights.bin").symlink_to(elsewhere / "weights.bin")
+    result = _deep(path)
+    assert _hits(result) == []
+    assert [(i.kind, i.location.chain) for i in result.issues] == [
+        ("deep-unsupported", (str(path), "weights.bin"))
+    ]
+
+
+def test_onnx_external_data_is_not_read_without_deep(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    path = ws.onnx_external(tmp_path, {"fc.weight": EVIL})
+    (result,) = modelshield.scan(path, compute_hash=False).files
+    assert [f.rule_id for f in result.findings] == ["ONNX-EXTERNAL-DATA"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 from tests.samples.safetensors_samples import elf_bytes
-from tests.samples.weight_samples import embed_low_byte, normal_weights
+from tests.samples.weight_samples import embed_low_byte, normal_weights, onnx_model
 
 import modelshield
 from modelshield.analysis.weight_stats import analyse_tensor
@@ -227,14 +227,7 @@ def test_big_endian_gguf_is_not_judged_by_deep(tmp_path: Path) -> None:
 
 def _write_onnx(path: Path, initializers: dict[str, np.ndarray]) -> Path:
     onnx = pytest.importorskip("onnx")
-    from onnx import helper, numpy_helper
-
-    inits = [numpy_helper.from_array(array, name) for name, array in initializers.items()]
-    first = next(iter(initializers))
-    node = helper.make_node("Identity", [first], ["out"])
-    out = helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, list(initializers[first].shape))
-    graph = helper.make_graph([node], "g", [], [out], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = onnx_model(initializers)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,10 +56,8 @@ def torch_legacy(directory: Path, tensors: dict[str, np.ndarray], name: str = "m
 # ---- ONNX ----
 
 
-def onnx_external(
-    directory: Path, initializers: dict[str, np.ndarray], name: str = "model.onnx", data: str = "weights.bin"
-) -> Path:
-    """An ONNX model whose initializers onnx.save wrote to a side file in the model's folder."""
+def onnx_model(initializers: dict[str, np.ndarray]) -> Any:
+    """An ONNX ModelProto: the initializers, and an Identity node over the first of them."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -67,9 +66,19 @@ def onnx_external(
     node = helper.make_node("Identity", [first], ["out"])
     out = helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, list(initializers[first].shape))
     graph = helper.make_graph([node], "g", [], [out], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def onnx_external(
+    directory: Path, initializers: dict[str, np.ndarray], name: str = "model.onnx", data: str = "weights.bin"
+) -> Path:
+    """An ONNX model whose initializers onnx.save wrote to a side file in the model's folder."""
+    import onnx
+
     path = directory / name
-    onnx.save(model, str(path), save_as_external_data=True, location=data, size_threshold=0)
+    onnx.save(
+        onnx_model(initializers), str(path), save_as_external_data=True, location=data, size_threshold=0
+    )
     onnx.checker.check_model(str(path))
     return path
 

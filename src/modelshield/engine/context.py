@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelshield.engine.blob import Blob
 from modelshield.engine.findings import Location
@@ -20,6 +21,9 @@ class ScanContext:
     depth: int = 0
     deep: bool = False
     """Opt-in analyses that read tensor data (weights statistics) are on."""
+    folder: Path | None = None
+    """The scanned file's folder on disk, where its loader finds side files (ONNX external data); None
+    when the bytes have no folder (a stream, a test buffer)."""
     expanded_bytes: int = 0
     started: float = field(default_factory=time.monotonic)
     shared: dict[str, object] = field(default_factory=dict)

@@ -179,7 +179,9 @@ def scan_target(
             opened = _stamp_of(blob)
             reuse = known if options.compute_hash and known is not None and known.stamp == opened else None
             hasher = _BackgroundHash(blob.stream()) if options.compute_hash and reuse is None else None
-            ctx = ScanContext(limits=options.limits, policy=policy, deep=options.deep)
+            ctx = ScanContext(
+                limits=options.limits, policy=policy, deep=options.deep, folder=target.path.parent
+            )
             scanned = dispatcher.scan(blob, ctx)
             digest = reuse.sha256 if reuse is not None else hasher.result() if hasher else None
             unchanged = hasher is not None and opened is not None and _stamp_of(blob) == opened

@@ -1,13 +1,16 @@
 """ONNX models: a bounded walk of the ModelProto (graphs, subgraphs, functions, tensors) without
-reading tensor data: operators outside the standard sets, external data paths, tensor integrity."""
+reading tensor data: operators outside the standard sets, external data paths, tensor integrity. With
+`--deep`, float tensors inline and in external data files inside the model's folder are analysed."""
 
 from __future__ import annotations
 
 import ntpath
+import os
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from modelshield.analysis import weights
 from modelshield.analysis.protobuf import LEN, VARINT, ProtobufError, WireField, WireReader, signed64
@@ -205,6 +208,9 @@ class _Walk:
     deep: bool = False
     floats: list[weights.FloatTensor] = field(default_factory=list)
     """With `--deep`: the float tensors stored inline (raw_data), for the weight analysis."""
+    external_floats: list[tuple[str, weights.FloatTensor]] = field(default_factory=list)
+    """With `--deep`: (location, tensor) of float tensors stored in a side file inside the model's folder,
+    their offset counted in that file."""
 
     def where(self, offset: int, detail: str) -> Location:
         return Location(self.blob.chain, offset=offset, detail=detail)
@@ -244,6 +250,8 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         )
     if walk.floats:
         yield from weights.scan_tensors(blob, ctx, walk.floats)
+    if walk.external_floats:
+        yield from _deep_external(blob, ctx, walk.external_floats)
     if issue is not None:
         yield issue
 
@@ -515,6 +523,55 @@ def _check_external(walk: _Walk, t: _Tensor, location: Location, label: str, exp
             f"type {t.data_type} need {expected}",
             evidence=f"dims={t.dims} data_type={t.data_type} length={numbers['length']}",
         )
+    elif walk.deep and path and problem is None and expected and t.data_type in FLOAT_DTYPES:
+        dtype = FLOAT_DTYPES[t.data_type]
+        walk.external_floats.append(
+            (path, weights.FloatTensor(detail or t.name, dtype, numbers.get("offset", 0), expected))
+        )
+
+
+def _deep_external(
+    blob: Blob, ctx: ScanContext, tensors: list[tuple[str, weights.FloatTensor]]
+) -> Iterator[ScanEvent]:
+    """`--deep` over external data: each side file is opened only inside the model's folder (the file
+    itself or a link that stays inside it) and read in bounded chunks, counted in the file's read budget."""
+    by_file: dict[str, list[weights.FloatTensor]] = {}
+    for location, tensor in tensors:
+        by_file.setdefault(location, []).append(tensor)
+    for location, floats in by_file.items():
+        chain = blob.child_chain(location)
+        side = _side_file(ctx.folder, location) if len(blob.chain) == 1 else None
+        if side is None:
+            yield ScanIssue(
+                "deep-unsupported",
+                f"--deep did not read the external data file {location!r}: not a regular file inside the "
+                "model's folder on disk",
+                Location(chain),
+            )
+            continue
+        with open(side, "rb") as fh:
+            fd, size = fh.fileno(), os.fstat(fh.fileno()).st_size
+
+            def read_at(offset: int, n: int, fd: int = fd) -> bytes:
+                data = os.pread(fd, n, offset)
+                ctx.reads.spend(len(data))
+                return data
+
+            inside = [replace(t, read_at=read_at, chain=chain) for t in floats if t.offset + t.nbytes <= size]
+            yield from weights.scan_tensors(blob, ctx, inside)
+
+
+def _side_file(folder: Path | None, location: str) -> Path | None:
+    """The regular file a (checked, relative) external data location names, if it resolves inside the
+    model's folder; links are followed only as far as they stay inside it."""
+    if folder is None:
+        return None
+    try:
+        root = folder.resolve(strict=True)
+        target = (folder / location).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    return target if target.is_relative_to(root) and target.is_file() else None
 
 
 def _path_problem(path: str) -> str | None:
