@@ -127,9 +127,9 @@ def _objects(document: object, max_nodes: int) -> Iterator[tuple[str, dict[str, 
 def _label(path: str, node: dict[str, Any]) -> str:
     config = node.get("config")
     layer = config.get("name") if isinstance(config, dict) else None
-    return (
-        f"{path} ({node['class_name']!s:.60} {layer!s:.60})" if isinstance(layer, str) else path or "<root>"
-    )
+    if not isinstance(layer, str):
+        return path or "<root>"
+    return f"{path} ({node['class_name']!s:.60} {layer!s:.60})".lstrip()
 
 
 def _judge_object(
@@ -145,8 +145,8 @@ def _judge_object(
         return
     if class_name in _SPECIAL_CLASSES:
         return
-    if class_name == "Lambda" and isinstance(config, dict) and isinstance(config.get("function"), list):
-        yield from _lambda(config["function"][0] if config["function"] else None, at)  # Keras 2 layout
+    if class_name == "Lambda" and isinstance(config, dict):
+        yield from _keras2_lambda(config, at)
     if class_name == "TorchModuleWrapper" and isinstance(config, dict):
         yield from _torch_module(config.get("module"), at, ctx)
     attribute = config if class_name == "function" and isinstance(config, str) else class_name
@@ -180,7 +180,18 @@ def _judge_object(
         )
 
 
-def _lambda(code: object, at: Location) -> Iterator[ScanEvent]:
+def _keras2_lambda(config: dict[str, Any], at: Location) -> Iterator[ScanEvent]:
+    """Keras 2 layout: `function` is [code, defaults, closure] (H5), or that tuple as tf_keras'
+    SavedModel metadata encodes it; `module` is the module whose globals the code runs with."""
+    function = config.get("function")
+    if isinstance(function, dict) and function.get("class_name") == "__tuple__":
+        function = function.get("items")
+    if isinstance(function, list):
+        module = config.get("module")
+        yield from _lambda(function[0] if function else None, at, module if isinstance(module, str) else "")
+
+
+def _lambda(code: object, at: Location, module: str = "") -> Iterator[ScanEvent]:
     if not isinstance(code, str):
         return
     try:
@@ -201,7 +212,8 @@ def _lambda(code: object, at: Location) -> Iterator[ScanEvent]:
         names, strings = code_object.all_names(), code_object.all_strings()
         words = set(names) | {part for text in strings for part in text.split(".")}
         evidence = f"names: {', '.join(names) or '-'}; strings: {', '.join(map(repr, strings)) or '-'}"
-    reached = sorted(words & ESCAPE_NAMES)
+    # Keras 2 runs the code with the globals of the module its config names (when already imported).
+    reached = sorted((words | set(module.split("."))) & ESCAPE_NAMES)
     severity = rules.KERAS_LAMBDA.severity if not reached else rules.KERAS_DANGEROUS_OBJECT.severity
     what = f"; it names {', '.join(reached)}" if reached else ""
     yield rules.KERAS_LAMBDA.at(

@@ -1,0 +1,134 @@
+"""Legacy tf.keras SavedModel metadata (`keras_metadata.pb`), recognised by content: every node's JSON.
+
+tf.keras (TF <= 2.15) and tf_keras write it next to saved_model.pb; `load_model(dir)` rebuilds each
+node from the Keras config in its metadata JSON, whatever the node's identifier says, so every node
+is judged with the Keras config judge (Lambda bytecode, modules and classes outside Keras).
+Wire layout, seen on files tf_keras 2.21 writes: `SavedMetadata { repeated SavedObject nodes = 1 }`,
+`SavedObject { int32 node_id = 2; string node_path = 3; string identifier = 4; string metadata = 5;
+VersionDef version = 6 }`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from modelshield.analysis.protobuf import LEN, VARINT, ProtobufError, WireField, WireReader
+from modelshield.engine.blob import Blob
+from modelshield.engine.context import ScanContext
+from modelshield.engine.findings import Finding, Location, ScanIssue
+from modelshield.formats.base import ScanEvent
+from modelshield.formats.keras import scan_config
+
+name = "keras-metadata"
+version = "1"
+
+NODES = 1
+NODE_FIELDS = {2: VARINT, 3: LEN, 4: LEN, 5: LEN, 6: LEN}  # node_id, node_path, identifier, metadata, version
+IDENTIFIER_PREFIX = "_tf_keras_"
+MAX_NAME = 512
+MAX_SNIFF_FIELDS = 64  # fields of the first node, and other top-level fields skipped before it
+SNIFF_HEAD = 256
+_JSON_SPACE = b" \t\r\n"
+_NESTED_LAYER = re.compile(r"^.*layers\[\d+\]\.?")  # a model config's copy of a layer
+
+
+@dataclass
+class SavedObject:
+    """One node: its path and where its metadata JSON is (the last copy wins, as in protobuf)."""
+
+    path: str = ""
+    metadata: WireField | None = None
+
+
+def sniff(blob: Blob) -> bool:
+    """The first node reads as a SavedObject whose identifier is a tf.keras one or whose metadata is a
+    JSON object (the loader revives any node from its JSON); a damaged file that names a tf.keras
+    identifier in its head is claimed too, so its scan reports it."""
+    reader = WireReader(blob, max_fields=MAX_SNIFF_FIELDS * 4)
+    try:
+        for count, f in enumerate(reader.fields(0, reader.size)):
+            if count >= MAX_SNIFF_FIELDS:
+                return False
+            if f.number == NODES and f.wire_type == LEN:
+                return _looks_like_node(reader, f)
+    except ProtobufError:
+        return IDENTIFIER_PREFIX.encode() in blob.head(SNIFF_HEAD)
+    return False
+
+
+def _looks_like_node(reader: WireReader, node: WireField) -> bool:
+    metadata: WireField | None = None
+    identifier = ""
+    for count, f in enumerate(reader.message(node, 1)):
+        if count >= MAX_SNIFF_FIELDS or NODE_FIELDS.get(f.number, f.wire_type) != f.wire_type:
+            return False
+        if f.number == 4:
+            identifier = reader.text(f, MAX_NAME)
+        elif f.number == 5:
+            metadata = f
+    if identifier.startswith(IDENTIFIER_PREFIX):
+        return True
+    return metadata is not None and reader.raw(metadata, SNIFF_HEAD).lstrip(_JSON_SPACE).startswith(b"{")
+
+
+def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    """Each finding once per layer: a model node's config repeats its layers' configs (and again under
+    model_config), so a layer found there and at its own node is reported at its own node."""
+    kept: dict[tuple[str, str, str | None, str], Finding] = {}
+    for event in _judged_nodes(blob, ctx):
+        if not isinstance(event, Finding):
+            yield event
+            continue
+        detail = event.location.detail or ""
+        in_layer = _NESTED_LAYER.sub("", detail).strip()
+        key = (event.rule_id, event.message, event.evidence, in_layer)
+        if key not in kept or detail == in_layer:
+            kept[key] = event
+    yield from kept.values()
+
+
+def _judged_nodes(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    reader = WireReader(blob, max_depth=ctx.limits.max_protobuf_depth, tick=ctx.check_time)
+    budget = ctx.limits.max_materialized_bytes  # metadata JSON read in all, across the nodes
+    index = 0
+    try:
+        for f in reader.fields(0, reader.size):
+            if f.number != NODES or f.wire_type != LEN:
+                continue  # skipped by the protobuf parser the loader uses
+            node = _read_node(reader, f)
+            where = Location((*blob.chain, node.path or f"node #{index}"), offset=f.offset)
+            index += 1
+            if node.metadata is None:
+                yield ScanIssue("unparsed", f"node {node.path!r} has no metadata JSON", where)
+                continue
+            if node.metadata.length > budget:
+                yield ScanIssue(
+                    "limit",
+                    f"node metadata past {ctx.limits.max_materialized_bytes} bytes in all not analysed "
+                    "(max_materialized_bytes)",
+                    where,
+                )
+                return
+            budget -= min(node.metadata.length, ctx.limits.max_config_bytes + 1)
+            raw = reader.raw(node.metadata, ctx.limits.max_config_bytes + 1)
+            yield from scan_config(raw, where, ctx)
+    except ProtobufError as exc:
+        yield ScanIssue(
+            "unparsed",
+            f"keras_metadata protobuf cannot be read: {exc.reason}; the nodes after it were not analysed",
+            Location(blob.chain, offset=exc.offset),
+        )
+
+
+def _read_node(reader: WireReader, node: WireField) -> SavedObject:
+    out = SavedObject()
+    for f in reader.message(node, 1):
+        if NODE_FIELDS.get(f.number, f.wire_type) != f.wire_type:
+            continue  # a field of the wrong wire type is an unknown field to protobuf
+        if f.number == 3:
+            out.path = reader.text(f, MAX_NAME)
+        elif f.number == 5:
+            out.metadata = f
+    return out

@@ -1,0 +1,124 @@
+"""Legacy tf.keras `keras_metadata.pb`: every node's Keras config judged (Lambda bytecode, classes
+outside Keras), found by content under any name, and never clean when it cannot be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.samples import keras_metadata_samples as kms
+
+from modelshield import FileResult, Limits, Severity, Verdict, scan
+
+
+def scan_bytes(tmp_path: Path, data: bytes, name: str = "keras_metadata.pb", **options: object) -> FileResult:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return scan(path, compute_hash=False, **options).files[0]  # type: ignore[arg-type]
+
+
+def where(result: FileResult) -> list[tuple[str, tuple[str, ...], str | None]]:
+    return [(f.rule_id, f.location.chain[1:], f.location.detail) for f in result.findings]
+
+
+def test_benign_sequential_is_clean(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, kms.BENIGN)
+    assert result.tree.format == "keras-metadata"
+    assert (result.findings, result.issues, result.verdict) == ((), (), Verdict.CLEAN)
+
+
+def test_lambda_found_once_at_its_own_node(tmp_path: Path) -> None:
+    """The root's config and its model_config repeat the layer: one finding, at the layer's node."""
+    result = scan_bytes(tmp_path, kms.LAMBDA_OS)
+    assert where(result) == [("KERAS-LAMBDA", ("root.layer-1",), "(Lambda lambda)")]
+    assert result.findings[0].severity is Severity.CRITICAL
+    assert "it names __import__, os, system" in result.findings[0].message
+
+
+def test_lambda_run_with_the_globals_of_os_is_critical(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, kms.LAMBDA_MODULE_OS)
+    assert where(result) == [("KERAS-LAMBDA", ("root.layer-0",), "(Lambda lambda)")]
+    assert result.findings[0].severity is Severity.CRITICAL
+    assert "it names os, system" in result.findings[0].message
+
+
+def test_lambda_hidden_only_in_the_model_config_is_found_there(tmp_path: Path) -> None:
+    hidden = kms.lambda_layer("lambda x: __import__('os').system('id') or x")
+    root = kms.sequential(kms.dense(), hidden)
+    data = kms.node("root", root, "_tf_keras_sequential") + kms.node("root.layer-0", kms.dense(), node_id=1)
+    result = scan_bytes(tmp_path, data)
+    assert where(result) == [("KERAS-LAMBDA", ("root",), "config.layers[1] (Lambda lambda)")]
+
+
+def test_custom_module_and_dangerous_initializer(tmp_path: Path) -> None:
+    assert where(scan_bytes(tmp_path, kms.CUSTOM)) == [
+        ("KERAS-CUSTOM-OBJECT", ("root.layer-1",), "(Attention attention)")
+    ]
+    dangerous = scan_bytes(tmp_path, kms.DANGEROUS_INITIALIZER)
+    assert where(dangerous) == [("KERAS-DANGEROUS-OBJECT", ("root.layer-0",), "config.kernel_initializer")]
+
+
+def test_any_identifier_is_judged_and_any_name_is_recognised(tmp_path: Path) -> None:
+    """The loader revives every node from its JSON, whatever its identifier; content decides, not the name."""
+    data = kms.node("root", kms.lambda_layer("lambda x: x * 2"), identifier="custom")
+    result = scan_bytes(tmp_path, data, name="weights.bin")
+    assert result.tree.format == "keras-metadata"
+    assert where(result) == [("KERAS-LAMBDA", ("root",), "(Lambda lambda)")]
+    assert result.findings[0].severity is Severity.HIGH
+
+
+def test_unknown_top_level_fields_before_the_nodes_do_not_hide_them(tmp_path: Path) -> None:
+    padding = kms.message(7, b"x" * 40) * 8
+    result = scan_bytes(tmp_path, padding + kms.LAMBDA_OS)
+    assert where(result) == [("KERAS-LAMBDA", ("root.layer-1",), "(Lambda lambda)")]
+
+
+def test_truncated_metadata_is_not_clean(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, kms.BENIGN[:-30])
+    assert result.tree.format == "keras-metadata"
+    assert [i.kind for i in result.issues] == ["unparsed"]
+    assert result.verdict is Verdict.ERROR
+
+
+def test_truncated_first_node_is_claimed_and_not_clean(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, kms.BENIGN[:120])
+    assert result.tree.format == "keras-metadata"
+    assert result.verdict is Verdict.ERROR
+
+
+def test_metadata_that_is_not_json_is_not_clean(tmp_path: Path) -> None:
+    data = kms.node("root", "{not json", "_tf_keras_model")
+    result = scan_bytes(tmp_path, data)
+    assert [(i.kind, i.location.chain[1:]) for i in result.issues] == [("unparsed", ("root",))]
+    assert result.verdict is Verdict.ERROR
+
+
+def test_node_without_metadata_is_not_clean(tmp_path: Path) -> None:
+    data = kms.message(1, kms.message(3, "root") + kms.message(4, "_tf_keras_model"))
+    result = scan_bytes(tmp_path, data)
+    assert [(i.kind, i.location.chain[1:]) for i in result.issues] == [("unparsed", ("root",))]
+
+
+def test_oversized_metadata_is_a_limit(tmp_path: Path) -> None:
+    big = kms.dense()
+    big["config"]["padding"] = "x" * 5000
+    result = scan_bytes(tmp_path, kms.metadata(big), limits=Limits(max_config_bytes=4096))
+    assert {(i.kind, i.location.chain[1:]) for i in result.issues} == {
+        ("limit", ("root",)),
+        ("limit", ("root.layer-0",)),
+    }
+    assert result.verdict is Verdict.ERROR
+
+
+def test_metadata_in_all_past_the_materialised_budget_is_a_limit(tmp_path: Path) -> None:
+    result = scan_bytes(
+        tmp_path, kms.BENIGN, limits=Limits(max_materialized_bytes=1024, max_config_bytes=1024)
+    )
+    assert any(i.kind == "limit" and "max_materialized_bytes" in i.message for i in result.issues)
+    assert result.verdict is Verdict.ERROR
+
+
+def test_other_protobufs_and_data_are_not_claimed(tmp_path: Path) -> None:
+    not_keras = kms.message(1, kms.message(3, "root") + kms.message(5, "plain text"))
+    assert scan_bytes(tmp_path, not_keras).tree.format == "data"
+    assert scan_bytes(tmp_path, b"\x00" * 64).tree.format == "data"
+    assert scan_bytes(tmp_path, b" " * 4096).tree.format == "data"
