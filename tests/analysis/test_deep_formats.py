@@ -8,8 +8,10 @@ import pickle
 import re
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.samples import weight_samples as ws
 from tests.samples.safetensors_samples import elf_bytes
@@ -163,3 +165,151 @@ def test_onnx_external_data_is_not_read_without_deep(tmp_path: Path) -> None:
     path = ws.onnx_external(tmp_path, {"fc.weight": EVIL})
     (result,) = modelshield.scan(path, compute_hash=False).files
     assert [f.rule_id for f in result.findings] == ["ONNX-EXTERNAL-DATA"]
+
+
+# ---- HDF5 and Keras ----
+
+_H5_LOADS = (
+    "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); "
+    "print('ok' if f['{name}'][...].size == (1 << 18) else f)"
+)
+
+
+def _h5_payload_offset(path: Path, name: str) -> int:
+    """Where h5py says a contiguous dataset's bytes are (read in a child, as every loader use here)."""
+    code = f"import sys, h5py; print(h5py.File(sys.argv[1], 'r')['{name}'].id.get_offset())"
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    return int(run.stdout) + PAYLOAD_AT * 4
+
+
+def test_payload_in_a_contiguous_hdf5_dataset_is_found(tmp_path: Path) -> None:
+    path = ws.hdf5_weights(tmp_path, {"layer/kernel": EVIL, "layer/bias": ws.normal_weights(64)})
+    _loads(_H5_LOADS.format(name="layer/kernel"), path)
+    assert _hits(_deep(path)) == [
+        (
+            (str(path),),
+            _h5_payload_offset(path, "layer/kernel"),
+            f"tensor '/layer/kernel', weight {PAYLOAD_AT}",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"chunks": (4096,)},
+        {"chunks": (5000,), "compression": "gzip"},
+        {"chunks": (3000,), "compression": "gzip", "shuffle": True},
+    ],
+    ids=["chunked", "gzip", "gzip-shuffle"],
+)
+def test_payload_in_a_chunked_hdf5_dataset_is_found(tmp_path: Path, options: dict[str, object]) -> None:
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL}, **options)
+    _loads(_H5_LOADS.format(name="w"), path)
+    assert _hits(_deep(path)) == [((str(path), "/w"), PAYLOAD_AT * 4, f"tensor '/w', weight {PAYLOAD_AT}")]
+
+
+def test_payload_in_a_two_dimensional_chunked_dataset_is_found_in_storage_order(tmp_path: Path) -> None:
+    """Edge chunks are padded to the chunk shape; the padding is not analysed, the elements are."""
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL.reshape(512, 512)}, chunks=(100, 512), compression="gzip")
+    assert _hits(_deep(path)) == [((str(path), "/w"), PAYLOAD_AT * 4, f"tensor '/w', weight {PAYLOAD_AT}")]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"chunks": True}, {"chunks": True, "compression": "gzip", "shuffle": True}],
+    ids=["contiguous", "chunked", "gzip-shuffle"],
+)
+def test_benign_hdf5_weights_are_clean_with_deep(tmp_path: Path, options: dict[str, object]) -> None:
+    datasets = {
+        "dense/kernel": ws.normal_weights(),
+        "dense/bias": ws.normal_weights(300, seed=1),
+        "edge": ws.normal_weights(70_007, seed=2).reshape(-1, 7),
+        "half": ws.normal_weights(4096, seed=3).astype("float16"),
+        "steps": np.arange(10_000, dtype="int64"),
+    }
+    result = _deep(ws.hdf5_weights(tmp_path, datasets, **options))
+    assert (result.findings, result.issues) == ((), ())
+
+
+def test_hdf5_filter_it_cannot_undo_is_reported_not_skipped(tmp_path: Path) -> None:
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL}, chunks=(4096,), compression="lzf")
+    result = _deep(path)
+    assert [(i.kind, i.location.chain) for i in result.issues] == [("deep-unsupported", (str(path), "/w"))]
+    assert "filter 32000" in result.issues[0].message
+
+
+def test_big_endian_hdf5_floats_are_reported_not_judged(tmp_path: Path) -> None:
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL.astype(">f4")})
+    result = _deep(path)
+    assert _hits(result) == []
+    assert [(i.kind, i.location.chain) for i in result.issues] == [("deep-unsupported", (str(path), "/w"))]
+
+
+def test_hdf5_read_by_the_isolated_probe_says_its_weights_were_not_analysed(tmp_path: Path) -> None:
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL}, libver="latest")
+    result = _deep(path)
+    assert [(i.kind, i.location.chain) for i in result.issues] == [("deep-unsupported", (str(path),))]
+
+
+def test_payload_in_legacy_keras_h5_weights_is_found(tmp_path: Path) -> None:
+    path = ws.keras_h5(tmp_path, EVIL.reshape(1024, 256))
+    kernel = "model_weights/dense/sequential/dense/kernel"
+    assert _hits(_deep(path)) == [
+        ((str(path),), _h5_payload_offset(path, kernel), f"tensor '/{kernel}', weight {PAYLOAD_AT}")
+    ]
+
+
+def test_payload_in_keras_v3_weights_is_found(tmp_path: Path) -> None:
+    path = ws.keras_v3(tmp_path, EVIL.reshape(1024, 256))
+    (hit,) = _hits(_deep(path))
+    assert hit[0] == (str(path), "model.weights.h5")
+    assert hit[2] == f"tensor '/layers/dense/vars/0', weight {PAYLOAD_AT}"
+
+
+@pytest.mark.parametrize("save", [ws.keras_h5, ws.keras_v3], ids=["h5", "keras"])
+def test_benign_keras_weights_are_clean_with_deep(tmp_path: Path, save: ws.KerasSave) -> None:
+    result = _deep(save(tmp_path, ws.normal_weights().reshape(1024, 256)))
+    assert result.issues == ()
+    assert not [f for f in result.findings if f.rule_id.startswith("WEIGHTS-")]
+
+
+def test_hdf5_datasets_are_not_read_without_deep(tmp_path: Path) -> None:
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL}, chunks=(4096,), compression="gzip")
+    (result,) = modelshield.scan(path, compute_hash=False).files
+    assert (result.findings, result.issues) == ((), ())
+
+
+# ---- memory ----
+
+
+def _peak_while_scanning(path: Path, deep: bool = True) -> tuple[modelshield.FileResult, int]:
+    tracemalloc.start()
+    try:
+        (result,) = modelshield.scan(path, compute_hash=False, deep=deep).files
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+def test_memory_is_bounded_on_a_64_mb_gzip_chunked_dataset(tmp_path: Path) -> None:
+    path = ws.hdf5_weights(
+        tmp_path, {"big": ws.normal_weights(16 << 20)}, chunks=(1 << 18,), compression="gzip"
+    )
+    result, peak = _peak_while_scanning(path)
+    assert (result.findings, result.issues) == ((), ())
+    assert peak < 40 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while reading a 64 MiB dataset"
+
+
+def test_memory_is_bounded_on_a_64_mb_deflated_storage(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    path = ws.torch_deflated(tmp_path, {"big": ws.normal_weights(16 << 20)})
+    result, peak = _peak_while_scanning(path)
+    assert (result.findings, result.issues) == ((), ())
+    # The member itself is decompressed whole as a child blob by the plain scan (its content is sniffed):
+    # the deep analysis must add no more than its own bounded chunks to that.
+    _, plain_peak = _peak_while_scanning(path, deep=False)
+    assert peak < plain_peak + 16 * 1024 * 1024, (
+        f"peak {peak / 2**20:.1f} MiB, {plain_peak / 2**20:.1f} without"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +91,20 @@ def hdf5_weights(
     directory: Path,
     datasets: dict[str, np.ndarray],
     name: str = "weights.h5",
+    libver: str = "earliest",
     **options: object,
 ) -> Path:
     """A plain HDF5 file, one dataset per entry (`options` go to create_dataset: chunks, compression…)."""
     import h5py
 
     path = directory / name
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", libver=libver) as f:
         for key, value in datasets.items():
             f.create_dataset(key, data=value, **options)  # type: ignore[arg-type]
     return path
+
+
+KerasSave = Callable[[Path, np.ndarray], Path]
 
 
 def _keras_model(kernel: np.ndarray, units: int) -> object:

@@ -16,7 +16,8 @@ from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.limits import MiB
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
-from modelshield.formats.hdf5_structure import read_report
+from modelshield.formats.hdf5_structure import DatasetMessages, read_report
+from modelshield.formats.hdf5_weights import deep_datasets
 from modelshield.formats.keras import scan_config as scan_keras_config
 from modelshield.rules import hdf5 as rules
 
@@ -57,10 +58,20 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     offset = superblock_offset(blob) if blob.random_access else 0
     if offset:
         yield from _user_block(blob, ctx, offset)
-    report = read_report(blob, offset) if blob.random_access and offset is not None else None
+    datasets: list[DatasetMessages] | None = [] if ctx.deep else None
+    report = read_report(blob, offset, datasets) if blob.random_access and offset is not None else None
     if report is not None:
         yield from _judge(blob, ctx, report)
+        if datasets is not None:
+            yield from deep_datasets(blob, ctx, datasets)
         return
+    if ctx.deep:
+        yield ScanIssue(
+            "deep-unsupported",
+            "--deep reads the datasets of HDF5 files in the layouts h5py writes by default; this file's "
+            "structures are read by h5py in a child process and its weights were not analysed",
+            Location(blob.chain),
+        )
     if importlib.util.find_spec("h5py") is None:
         yield _not_analysed(blob, "h5py is not installed (pip install 'modelshield[hdf5]')")
         return
@@ -117,9 +128,7 @@ def _judge(blob: Blob, ctx: ScanContext, report: dict[str, Any]) -> Iterator[Sca
     yield from _keras(blob, ctx, report.get("keras"))
     problems = [str(p) for p in _list(report.get("problems"))]
     if problems:
-        yield ScanIssue(
-            "unparsed", f"{len(problems)} HDF5 objects not read, e.g. {problems[0][:200]}", where
-        )
+        yield ScanIssue("unparsed", f"{len(problems)} HDF5 objects not read, e.g. {problems[0][:200]}", where)
     truncated = [str(t) for t in _list(report.get("truncated"))]
     if truncated:
         yield ScanIssue("limit", f"HDF5 walk stopped early: {'; '.join(truncated)[:300]}", where)

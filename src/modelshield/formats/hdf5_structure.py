@@ -26,6 +26,7 @@ MAX_NAME_BYTES = 64 * 1024
 NIL, DATASPACE, DATATYPE, FILL_OLD, FILL, LAYOUT, FILTERS, ATTRIBUTE, COMMENT = 0, 1, 3, 4, 5, 8, 11, 12, 13
 MTIME_OLD, CONTINUATION, SYMBOL_TABLE, MTIME, BTREE_K = 14, 16, 17, 18, 19
 _IGNORED = frozenset({NIL, DATASPACE, FILL_OLD, FILL, FILTERS, COMMENT, MTIME_OLD, MTIME, BTREE_K})
+_STORAGE = frozenset({DATASPACE, DATATYPE, LAYOUT, FILTERS})
 _SHARED = 0x02
 _INTEGER, _STRING, _OPAQUE, _VLEN = 0, 3, 5, 9
 _VLEN_STRING = 1
@@ -43,21 +44,41 @@ class _Header:
     symbol_table: tuple[int, int] | None = None
     is_dataset: bool = False
     is_datatype: bool = False
+    storage: dict[int, bytes] = field(default_factory=dict)
+    """The dataspace, datatype, layout and filter pipeline messages, by type."""
 
 
-def read_report(blob: Blob, superblock_at: int) -> dict[str, Any] | None:
-    """The probe's report for a file whose every structure this reader understands, else None."""
+@dataclass(frozen=True)
+class DatasetMessages:
+    """Where a dataset's data is and how it is encoded, as its object header says (for `--deep`, which
+    interprets them: `hdf5_weights`)."""
+
+    path: str
+    messages: dict[int, bytes]
+    """Message bodies by type: DATASPACE, DATATYPE, LAYOUT, FILTERS (those present)."""
+    offset_size: int
+    length_size: int
+    base: int
+    """Absolute file offset that stored addresses count from (the superblock's)."""
+
+
+def read_report(
+    blob: Blob, superblock_at: int, datasets: list[DatasetMessages] | None = None
+) -> dict[str, Any] | None:
+    """The probe's report for a file whose every structure this reader understands, else None. With
+    `datasets`, every dataset's storage messages are appended to it too."""
     try:
-        return _Reader(blob, superblock_at).walk()
+        return _Reader(blob, superblock_at, datasets).walk()
     except (Unsupported, struct.error, UnicodeDecodeError, ValueError, IndexError):
         return None
 
 
 class _Reader:
-    def __init__(self, blob: Blob, superblock_at: int) -> None:
+    def __init__(self, blob: Blob, superblock_at: int, datasets: list[DatasetMessages] | None = None) -> None:
         self.blob = blob
         self.base = superblock_at
         self.report = Report()
+        self.datasets = datasets
         self.heaps: dict[int, dict[int, bytes]] = {}
         self.budget = MAX_STRUCTURE_READ
         head = self.read(superblock_at, 24)
@@ -199,6 +220,8 @@ class _Reader:
                     chunk_at = self.defined(self.address(self.number(body, 0, self.offset_size)))
                     chunks.append((chunk_at, self.number(body, self.offset_size, self.length_size)))
                 else:
+                    if kind in _STORAGE and self.datasets is not None:
+                        header.storage[kind] = body
                     self.message(header, kind, body)
         if messages_left:
             raise Unsupported("object header shorter than its message count")
@@ -365,6 +388,12 @@ class _Reader:
                 self.attributes(child, child_path)
                 if child.symbol_table is not None:
                     stack.append((child.symbol_table, child_path, depth + 1))
+                elif child.is_dataset and self.datasets is not None:
+                    self.datasets.append(
+                        DatasetMessages(
+                            child_path, child.storage, self.offset_size, self.length_size, self.base
+                        )
+                    )
                 elif not (child.is_dataset or child.is_datatype):
                     raise Unsupported("object of no known kind")
         return self.report.report
