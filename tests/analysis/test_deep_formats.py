@@ -170,8 +170,7 @@ def test_onnx_external_data_is_not_read_without_deep(tmp_path: Path) -> None:
 # ---- HDF5 and Keras ----
 
 _H5_LOADS = (
-    "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); "
-    "print('ok' if f['{name}'][...].size == (1 << 18) else f)"
+    "import sys, h5py; f = h5py.File(sys.argv[1], 'r'); print('ok' if f['{name}'][...].size == {size} else f)"
 )
 
 
@@ -184,7 +183,7 @@ def _h5_payload_offset(path: Path, name: str) -> int:
 
 def test_payload_in_a_contiguous_hdf5_dataset_is_found(tmp_path: Path) -> None:
     path = ws.hdf5_weights(tmp_path, {"layer/kernel": EVIL, "layer/bias": ws.normal_weights(64)})
-    _loads(_H5_LOADS.format(name="layer/kernel"), path)
+    _loads(_H5_LOADS.format(name="layer/kernel", size=EVIL.size), path)
     assert _hits(_deep(path)) == [
         (
             (str(path),),
@@ -205,7 +204,7 @@ def test_payload_in_a_contiguous_hdf5_dataset_is_found(tmp_path: Path) -> None:
 )
 def test_payload_in_a_chunked_hdf5_dataset_is_found(tmp_path: Path, options: dict[str, object]) -> None:
     path = ws.hdf5_weights(tmp_path, {"w": EVIL}, **options)
-    _loads(_H5_LOADS.format(name="w"), path)
+    _loads(_H5_LOADS.format(name="w", size=EVIL.size), path)
     assert _hits(_deep(path)) == [((str(path), "/w"), PAYLOAD_AT * 4, f"tensor '/w', weight {PAYLOAD_AT}")]
 
 
@@ -230,6 +229,14 @@ def test_benign_hdf5_weights_are_clean_with_deep(tmp_path: Path, options: dict[s
     }
     result = _deep(ws.hdf5_weights(tmp_path, datasets, **options))
     assert (result.findings, result.issues) == ((), ())
+
+
+def test_payload_in_a_compact_hdf5_dataset_is_found(tmp_path: Path) -> None:
+    path = ws.hdf5_compact(tmp_path, "small", EVIL[:12_000])
+    _loads(_H5_LOADS.format(name="small", size=12_000), path)
+    assert _hits(_deep(path)) == [
+        ((str(path), "/small"), PAYLOAD_AT * 4, f"tensor '/small', weight {PAYLOAD_AT}")
+    ]
 
 
 def test_hdf5_filter_it_cannot_undo_is_reported_not_skipped(tmp_path: Path) -> None:

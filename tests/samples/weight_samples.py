@@ -107,6 +107,20 @@ def hdf5_weights(
 KerasSave = Callable[[Path, np.ndarray], Path]
 
 
+def hdf5_compact(directory: Path, name: str, values: np.ndarray) -> Path:
+    """An HDF5 file with one compact dataset (its bytes inside the object header; at most 64 KiB)."""
+    import h5py
+
+    path = directory / "compact.h5"
+    with h5py.File(path, "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create_simple(values.shape)
+        dataset = h5py.h5d.create(f.id, name.encode(), h5py.h5t.IEEE_F32LE, space, dcpl=dcpl)
+        dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(values, dtype="<f4"))
+    return path
+
+
 def _keras_model(kernel: np.ndarray, units: int) -> object:
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
