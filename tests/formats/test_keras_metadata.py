@@ -122,3 +122,15 @@ def test_other_protobufs_and_data_are_not_claimed(tmp_path: Path) -> None:
     assert scan_bytes(tmp_path, not_keras).tree.format == "data"
     assert scan_bytes(tmp_path, b"\x00" * 64).tree.format == "data"
     assert scan_bytes(tmp_path, b" " * 4096).tree.format == "data"
+
+
+def test_registered_class_names_outside_keras_but_not_tf_keras_optimizers(tmp_path: Path) -> None:
+    """Keras 2 names a registered class `package>Name` in class_name; tf_keras registers its own
+    optimizers under the default package, Custom."""
+    root = kms.sequential(kms.dense())
+    root["training_config"] = {"optimizer_config": {"class_name": "Custom>Adam", "config": {"name": "Adam"}}}
+    custom = kms.layer("mylab>Scale", {"name": "scale"})
+    data = kms.node("root", root, "_tf_keras_sequential") + kms.node("root.layer-0", custom, node_id=1)
+    assert where(scan_bytes(tmp_path, data)) == [
+        ("KERAS-CUSTOM-OBJECT", ("root.layer-0",), "(mylab>Scale scale)")
+    ]

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 TF_REQUIREMENT = "tensorflow-cpu==2.21.0"
+# The Keras 2 that writes legacy SavedModels (keras_metadata.pb), released with the same TensorFlow;
+# installed without dependencies, since it requires `tensorflow`, which tensorflow-cpu already is.
+TF_KERAS_REQUIREMENT = "tf_keras==2.21.0"
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv-tf"
 VENV_PYTHON = VENV / "bin" / "python"
@@ -48,7 +51,7 @@ def _venv_works() -> bool:
     if not VENV_PYTHON.exists():
         return False
     probe = subprocess.run(
-        [str(VENV_PYTHON), "-c", "import tensorflow"],
+        [str(VENV_PYTHON), "-c", "import tensorflow, tf_keras"],
         env={**os.environ, **QUIET_ENV},
         capture_output=True,
         timeout=300,
@@ -63,10 +66,12 @@ def ensure_venv() -> Path:
     if _venv_works():
         return VENV_PYTHON
     staging = Path(tempfile.mkdtemp(prefix=".venv-tf-", dir=REPO))
+    pip = [str(staging / "bin" / "python"), "-m", "pip", "install", "-q"]
     try:
         steps = (
             [sys.executable, "-m", "venv", str(staging)],
-            [str(staging / "bin" / "python"), "-m", "pip", "install", "-q", TF_REQUIREMENT],
+            [*pip, TF_REQUIREMENT],
+            [*pip, "--no-deps", TF_KERAS_REQUIREMENT],
         )
         for step in steps:
             done = subprocess.run(step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
@@ -75,12 +80,12 @@ def ensure_venv() -> Path:
         if _venv_works():
             return VENV_PYTHON  # another test run finished its venv first
         if VENV.exists():
-            shutil.rmtree(VENV)  # present but broken: `import tensorflow` failed in it
+            shutil.rmtree(VENV)  # present but broken or older: `import tensorflow, tf_keras` failed in it
         os.replace(staging, VENV)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not _venv_works():
-        raise TensorFlowUnavailable(f"{VENV} was made but `import tensorflow` fails in it")
+        raise TensorFlowUnavailable(f"{VENV} was made but `import tensorflow, tf_keras` fails in it")
     return VENV_PYTHON
 
 
@@ -353,6 +358,70 @@ def build_frozen_v1_control_flow(out: Path) -> None:
     (out / "frozen_v1_control_flow.pb").write_bytes(frozen.SerializeToString())
 
 
+def _tf_keras() -> Any:
+    import tf_keras
+
+    return tf_keras
+
+
+TF_KERAS_CUSTOM_CLASS = "mylab>Dropper"  # what a hostile keras_metadata.pb asks the loading process for
+
+
+def build_tf_keras_models(out: Path) -> None:
+    """Legacy tf.keras SavedModels (save_format="tf" writes keras_metadata.pb): a compiled Sequential
+    (convolution, LSTM, dropout, metrics) and a functional model (Conv2D, normalisation, a
+    bidirectional GRU, two inputs merged)."""
+    keras = _tf_keras()
+    keras.utils.set_random_seed(7)
+    sequential = keras.Sequential(
+        [
+            keras.layers.Input((6, 4)),
+            keras.layers.Conv1D(8, 3, padding="same", activation="relu"),
+            keras.layers.LSTM(8),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    sequential.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    sequential.save(str(out / "tf_keras_sequential"), save_format="tf")
+    image = keras.Input((8, 8, 1), name="image")
+    extra = keras.Input((3,), name="extra")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(image)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Reshape((6, 24))(x)
+    x = keras.layers.Bidirectional(keras.layers.GRU(4))(x)
+    x = keras.layers.Concatenate()([x, keras.layers.Dense(4, activation="tanh")(extra)])
+    functional = keras.Model([image, extra], keras.layers.Dense(2, name="scores")(x))
+    functional.save(str(out / "tf_keras_functional"), save_format="tf")
+
+
+def build_tf_keras_hostile(out: Path) -> None:
+    """A Lambda layer whose code writes a marker file (tf_keras marshals it into keras_metadata.pb),
+    and a plain model whose keras_metadata.pb is edited, as an attacker would, so that its Dense layer
+    names a registered custom class from outside Keras."""
+    keras = _tf_keras()
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    marker = out / MARKERS / "tf_keras_lambda.txt"
+    source = f"lambda t: (open({str(marker)!r}, 'w').write('written by the Lambda'), t)[1]"
+    payload = eval(compile(source, "<payload>", "eval"))  # the model's author writes this lambda
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3), keras.layers.Lambda(payload)])
+    model.save(str(out / "tf_keras_lambda"), save_format="tf")
+    marker.unlink(missing_ok=True)  # saving traced the Lambda; only loading may write
+
+    plain = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3, name="scores")])
+    plain.save(str(out / "tf_keras_custom_object"), save_format="tf")
+    path = out / "tf_keras_custom_object" / "keras_metadata.pb"
+    metadata = saved_metadata_pb2.SavedMetadata()
+    metadata.ParseFromString(path.read_bytes())
+    for node in metadata.nodes:
+        layer = json.loads(node.metadata)
+        if layer.get("class_name") == "Dense":
+            layer["class_name"] = TF_KERAS_CUSTOM_CLASS
+            node.metadata = json.dumps(layer)
+    path.write_bytes(metadata.SerializeToString())
+
+
 def _after(effect: Any, value: Any) -> Any:
     """`value`, computed only once the side-effecting op `effect` has run."""
     tf = _tf()
@@ -590,6 +659,8 @@ def build(out: Path) -> None:
         build_frozen_v1_control_flow,
         build_v1_saved_model_with_table,
         build_tflite,
+        build_tf_keras_models,
+        build_tf_keras_hostile,
     ):
         builder(out)
     _Hostile(out).build_all()
@@ -647,6 +718,30 @@ def prove_tflite(sample: Path) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _register_custom_class(markers: Path) -> None:
+    """The class a hostile keras_metadata.pb names, as the user's own package would register it: its
+    constructor writes a marker, so the proof shows the loader built it."""
+    keras = _tf_keras()
+
+    @keras.saving.register_keras_serializable(package=TF_KERAS_CUSTOM_CLASS.split(">")[0])
+    class Dropper(keras.layers.Dense):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            (markers / "tf_keras_custom_object.txt").write_text("built by the loader")
+            super().__init__(*args, **kwargs)
+
+
+def prove_tf_keras(sample: Path, feed: Any) -> dict[str, Any]:
+    """Load with tf_keras.models.load_model(safe_mode=False), which rebuilds the layers from
+    keras_metadata.pb; with a feed, call the model on it."""
+    _register_custom_class(sample.parent / MARKERS)
+    model = _tf_keras().models.load_model(str(sample), safe_mode=False)
+    layers = [f"{type(layer).__module__}.{type(layer).__name__}" for layer in model.layers]
+    if feed is None:
+        return {"loaded": True, "layers": layers}
+    return {"loaded": True, "layers": layers, "outputs": _plain(model(_tf().constant(feed)))}
+
+
 def prove(out: Path, requests: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each sample through its real loader: name -> what happened (loaded, outputs or error)."""
     results: dict[str, dict[str, Any]] = {}
@@ -655,6 +750,8 @@ def prove(out: Path, requests: dict[str, Any]) -> dict[str, dict[str, Any]]:
         try:
             if sample.suffix == ".tflite":
                 results[name] = prove_tflite(sample)
+            elif (sample / "keras_metadata.pb").exists():
+                results[name] = prove_tf_keras(sample, feed)
             else:
                 results[name] = prove_saved_model(sample, feed)
         except Exception as exc:

@@ -37,6 +37,14 @@ KERAS_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_k
 KERAS_SIDE_EFFECTS = frozenset(
     {"get_file", "enable_unsafe_deserialization", "load_model", "load_weights", "set_value", "load_img"}
 )
+# tf_keras registers its own optimizers under register_keras_serializable's default package, "Custom".
+TF_KERAS_CUSTOM_PACKAGE = frozenset(
+    f"Custom>{name}"
+    for name in (
+        "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lion", "Nadam", "RMSprop",
+        "SGD", "SharpnessAwareMinimization",
+    )
+)  # fmt: skip
 # Names in Lambda bytecode that reach outside the tensor computation.
 ESCAPE_NAMES = frozenset(
     {
@@ -169,14 +177,20 @@ def _judge_object(
             at, f"loading the model resolves {qualified:.120} and calls it: {why}", evidence=evidence
         )
         return
-    custom_registration = isinstance(registered, str) and ">" in registered
+    # A registered custom object is `package>Name`: in registered_name (Keras 3), or as the class name
+    # itself (Keras 2 configs, tf_keras SavedModel metadata).
+    registration = next((n for n in (registered, class_name) if isinstance(n, str) and ">" in n), None)
     if isinstance(module, str) and module and package not in KERAS_PACKAGES and module != "builtins":
         yield rules.KERAS_CUSTOM_OBJECT.at(
             at, f"{qualified:.120} is imported from outside Keras while loading", evidence=evidence
         )
-    elif custom_registration and str(registered).split(">", 1)[0] not in KERAS_PACKAGES:
+    elif (
+        registration is not None
+        and registration.split(">", 1)[0] not in KERAS_PACKAGES
+        and registration not in TF_KERAS_CUSTOM_PACKAGE
+    ):
         yield rules.KERAS_CUSTOM_OBJECT.at(
-            at, f"{registered!s:.120} is a custom object the loading code must supply", evidence=evidence
+            at, f"{registration:.120} is a custom object the loading code must supply", evidence=evidence
         )
 
 
