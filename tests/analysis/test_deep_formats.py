@@ -178,6 +178,7 @@ def _h5_payload_offset(path: Path, name: str) -> int:
     """Where h5py says a contiguous dataset's bytes are (read in a child, as every loader use here)."""
     code = f"import sys, h5py; print(h5py.File(sys.argv[1], 'r')['{name}'].id.get_offset())"
     run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
     return int(run.stdout) + PAYLOAD_AT * 4
 
 

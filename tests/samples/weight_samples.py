@@ -126,7 +126,9 @@ def _keras_model(kernel: np.ndarray, units: int) -> object:
     import keras
 
     inputs = kernel.size // units
-    model = keras.Sequential([keras.Input((inputs,)), keras.layers.Dense(units, name="dense")])
+    model = keras.Sequential(
+        [keras.Input((inputs,)), keras.layers.Dense(units, name="dense")], name="sequential"
+    )
     model.layers[0].set_weights([kernel.reshape(inputs, units), np.zeros(units, dtype=np.float32)])
     return model
 
