@@ -39,8 +39,8 @@ from modelshield.policy.model import Policy  # noqa: E402
 
 DEFAULT_WORK = ROOT / "fuzz" / "work"
 SAMPLE_MODULES = (
-    "archives", "flax_samples", "gguf_samples", "hdf5_samples", "keras_samples", "nemo_samples",
-    "numpy_samples", "onnx_samples", "safetensors_samples", "skops_samples", "tf_samples",
+    "archives", "flax_samples", "gguf_samples", "hdf5_samples", "keras_samples", "keras_metadata_samples",
+    "nemo_samples", "numpy_samples", "onnx_samples", "safetensors_samples", "skops_samples", "tf_samples",
     "tflite_samples", "torch_samples", "xml_model_samples",
 )  # fmt: skip
 """Modules of tests/samples whose one-argument functions build a sample under a directory."""

@@ -3,6 +3,7 @@ outside Keras), found by content under any name, and never clean when it cannot 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.samples import keras_metadata_samples as kms
@@ -134,3 +135,16 @@ def test_registered_class_names_outside_keras_but_not_tf_keras_optimizers(tmp_pa
     assert where(scan_bytes(tmp_path, data)) == [
         ("KERAS-CUSTOM-OBJECT", ("root.layer-0",), "(mylab>Scale scale)")
     ]
+
+
+def test_fields_the_parser_skips_do_not_hide_the_first_node(tmp_path: Path) -> None:
+    """protobuf skips a field of the wrong wire type (here node_id as bytes) and small unknown fields."""
+    padding = kms.number(9, 1) * 5000
+    first = kms.message(
+        1,
+        kms.message(2, "x")
+        + kms.message(3, "root")
+        + kms.message(5, json.dumps(kms.lambda_layer("lambda x: x"))),
+    )
+    result = scan_bytes(tmp_path, padding + first, name="data.bin")
+    assert where(result) == [("KERAS-LAMBDA", ("root",), "(Lambda lambda)")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import marshal
+from pathlib import Path
 from typing import Any
 
 from tests.samples.tf_samples import message, number
@@ -79,3 +80,14 @@ DANGEROUS_INITIALIZER = metadata(
         },
     )
 )
+
+
+def write_metadata(directory: Path, data: bytes = LAMBDA_OS, name: str = "keras_metadata.pb") -> Path:
+    """A keras_metadata.pb file (a Lambda calling os.system by default; also the fuzzers' seed)."""
+    path = directory / name
+    path.write_bytes(data)
+    return path
+
+
+def write_benign(directory: Path) -> Path:
+    return write_metadata(directory, BENIGN)

@@ -28,7 +28,7 @@ NODES = 1
 NODE_FIELDS = {2: VARINT, 3: LEN, 4: LEN, 5: LEN, 6: LEN}  # node_id, node_path, identifier, metadata, version
 IDENTIFIER_PREFIX = "_tf_keras_"
 MAX_NAME = 512
-MAX_SNIFF_FIELDS = 64  # fields of the first node, and other top-level fields skipped before it
+MAX_SNIFF_FIELDS = 1 << 16  # top-level fields before the first node, and the first node's fields
 SNIFF_HEAD = 256
 _JSON_SPACE = b" \t\r\n"
 _NESTED_LAYER = re.compile(r"^.*layers\[\d+\]\.?")  # a model config's copy of a layer
@@ -36,21 +36,21 @@ _NESTED_LAYER = re.compile(r"^.*layers\[\d+\]\.?")  # a model config's copy of a
 
 @dataclass
 class SavedObject:
-    """One node: its path and where its metadata JSON is (the last copy wins, as in protobuf)."""
+    """One node: its path, identifier and where its metadata JSON is (the last copy wins, as in protobuf)."""
 
     path: str = ""
+    identifier: str = ""
     metadata: WireField | None = None
 
 
 def sniff(blob: Blob) -> bool:
     """The first node reads as a SavedObject whose identifier is a tf.keras one or whose metadata is a
     JSON object (the loader revives any node from its JSON); a damaged file that names a tf.keras
-    identifier in its head is claimed too, so its scan reports it."""
-    reader = WireReader(blob, max_fields=MAX_SNIFF_FIELDS * 4)
+    identifier in its head is claimed too, so its scan reports it. Fields the protobuf parser would
+    skip (other top-level fields, fields of the wrong wire type) are skipped here too, up to a budget."""
+    reader = WireReader(blob, max_fields=MAX_SNIFF_FIELDS)
     try:
-        for count, f in enumerate(reader.fields(0, reader.size)):
-            if count >= MAX_SNIFF_FIELDS:
-                return False
+        for f in reader.fields(0, reader.size):
             if f.number == NODES and f.wire_type == LEN:
                 return _looks_like_node(reader, f)
     except ProtobufError:
@@ -59,18 +59,11 @@ def sniff(blob: Blob) -> bool:
 
 
 def _looks_like_node(reader: WireReader, node: WireField) -> bool:
-    metadata: WireField | None = None
-    identifier = ""
-    for count, f in enumerate(reader.message(node, 1)):
-        if count >= MAX_SNIFF_FIELDS or NODE_FIELDS.get(f.number, f.wire_type) != f.wire_type:
-            return False
-        if f.number == 4:
-            identifier = reader.text(f, MAX_NAME)
-        elif f.number == 5:
-            metadata = f
-    if identifier.startswith(IDENTIFIER_PREFIX):
+    saved = _read_node(reader, node)
+    if saved.identifier.startswith(IDENTIFIER_PREFIX):
         return True
-    return metadata is not None and reader.raw(metadata, SNIFF_HEAD).lstrip(_JSON_SPACE).startswith(b"{")
+    head = reader.raw(saved.metadata, SNIFF_HEAD) if saved.metadata is not None else b""
+    return head.lstrip(_JSON_SPACE).startswith(b"{")
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
@@ -129,6 +122,8 @@ def _read_node(reader: WireReader, node: WireField) -> SavedObject:
             continue  # a field of the wrong wire type is an unknown field to protobuf
         if f.number == 3:
             out.path = reader.text(f, MAX_NAME)
+        elif f.number == 4:
+            out.identifier = reader.text(f, MAX_NAME)
         elif f.number == 5:
             out.metadata = f
     return out
