@@ -110,11 +110,9 @@ def test_oversized_metadata_is_a_limit(tmp_path: Path) -> None:
     assert result.verdict is Verdict.ERROR
 
 
-def test_metadata_in_all_past_the_materialised_budget_is_a_limit(tmp_path: Path) -> None:
-    result = scan_bytes(
-        tmp_path, kms.BENIGN, limits=Limits(max_materialized_bytes=1024, max_config_bytes=1024)
-    )
-    assert any(i.kind == "limit" and "max_materialized_bytes" in i.message for i in result.issues)
+def test_many_nodes_are_held_to_the_time_limit(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, kms.BENIGN, limits=Limits(max_seconds_per_file=1e-9))
+    assert [(i.kind, i.location.detail) for i in result.issues] == [("limit", "max_seconds_per_file")]
     assert result.verdict is Verdict.ERROR
 
 
@@ -148,3 +146,13 @@ def test_fields_the_parser_skips_do_not_hide_the_first_node(tmp_path: Path) -> N
     )
     result = scan_bytes(tmp_path, padding + first, name="data.bin")
     assert where(result) == [("KERAS-LAMBDA", ("root",), "(Lambda lambda)")]
+
+
+def test_findings_before_a_limit_are_kept(tmp_path: Path) -> None:
+    wide = kms.layer("Dense", {"name": "wide", "units": list(range(100))})
+    data = kms.node("root.layer-0", kms.lambda_layer("lambda x: x")) + kms.node(
+        "root.layer-1", wide, node_id=2
+    )
+    result = scan_bytes(tmp_path, data, limits=Limits(max_config_nodes=50))
+    assert where(result) == [("KERAS-LAMBDA", ("root.layer-0",), "(Lambda lambda)")]
+    assert [i.kind for i in result.issues] == ["limit"]

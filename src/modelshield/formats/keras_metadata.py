@@ -70,21 +70,24 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     """Each finding once per layer: a model node's config repeats its layers' configs (and again under
     model_config), so a layer found there and at its own node is reported at its own node."""
     kept: dict[tuple[str, str, str | None, str], Finding] = {}
-    for event in _judged_nodes(blob, ctx):
-        if not isinstance(event, Finding):
-            yield event
-            continue
-        detail = event.location.detail or ""
-        in_layer = _NESTED_LAYER.sub("", detail).strip()
-        key = (event.rule_id, event.message, event.evidence, in_layer)
-        if key not in kept or detail == in_layer:
-            kept[key] = event
+    try:
+        for event in _judged_nodes(blob, ctx):
+            if not isinstance(event, Finding):
+                yield event
+                continue
+            detail = event.location.detail or ""
+            in_layer = _NESTED_LAYER.sub("", detail).strip()
+            key = (event.rule_id, event.message, event.evidence, in_layer)
+            if key not in kept or detail == in_layer:
+                kept[key] = event
+    except Exception:
+        yield from kept.values()  # what was found before a limit stopped the scan still counts
+        raise
     yield from kept.values()
 
 
 def _judged_nodes(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     reader = WireReader(blob, max_depth=ctx.limits.max_protobuf_depth, tick=ctx.check_time)
-    budget = ctx.limits.max_materialized_bytes  # metadata JSON read in all, across the nodes
     index = 0
     try:
         for f in reader.fields(0, reader.size):
@@ -96,15 +99,7 @@ def _judged_nodes(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
             if node.metadata is None:
                 yield ScanIssue("unparsed", f"node {node.path!r} has no metadata JSON", where)
                 continue
-            if node.metadata.length > budget:
-                yield ScanIssue(
-                    "limit",
-                    f"node metadata past {ctx.limits.max_materialized_bytes} bytes in all not analysed "
-                    "(max_materialized_bytes)",
-                    where,
-                )
-                return
-            budget -= min(node.metadata.length, ctx.limits.max_config_bytes + 1)
+            ctx.check_time()  # the reader's own tick counts fields, and a node is only a few
             raw = reader.raw(node.metadata, ctx.limits.max_config_bytes + 1)
             yield from scan_config(raw, where, ctx)
     except ProtobufError as exc:
