@@ -92,8 +92,9 @@ class Limits:
     """Nesting of protobuf messages (ONNX, TensorFlow graphs) followed while walking the wire format;
     each ONNX subgraph level costs three (graph › node › attribute)."""
     max_config_bytes: int = 4 * MiB
-    """Size of a JSON model description parsed whole (a safetensors header, Keras config.json, skops
-    schema.json, Hugging Face config and tokenizer_config.json). Parsing
+    """Size of a JSON model description parsed whole (a safetensors header, Keras config.json, each
+    node of a tf.keras keras_metadata.pb, skops schema.json, Hugging Face config and
+    tokenizer_config.json). Parsing
     multiplies it: 6 MiB of `{},` in a safetensors header took 230 MB. Real configs and headers are
     kilobytes to a few megabytes."""
     max_yaml_bytes: int = 256 * KiB
