@@ -84,19 +84,22 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
     yield from member_blobs(blob, ctx, archive)
 
 
-def scan_config(raw: bytes, where: Location, ctx: ScanContext) -> Iterator[ScanEvent]:
-    """Judge a Keras model config (JSON bytes): also used for the `model_config` of legacy H5 models."""
+def scan_config(
+    raw: bytes, where: Location, ctx: ScanContext, what: str = "config.json"
+) -> Iterator[ScanEvent]:
+    """Judge a Keras model config (JSON bytes, `what` in messages): also used for the `model_config`
+    of legacy H5 models and each node of a tf.keras keras_metadata.pb."""
     if len(raw) > ctx.limits.max_config_bytes:
         yield ScanIssue(
             "limit",
-            f"config.json larger than {ctx.limits.max_config_bytes} bytes not analysed (max_config_bytes)",
+            f"{what} larger than {ctx.limits.max_config_bytes} bytes not analysed (max_config_bytes)",
             where,
         )
         return
     try:
         document = json.loads(raw.decode("utf-8", errors="replace"))
     except (ValueError, RecursionError) as exc:
-        yield ScanIssue("unparsed", f"config.json does not parse: {str(exc)[:200]}", where)
+        yield ScanIssue("unparsed", f"{what} does not parse: {str(exc)[:200]}", where)
         return
     judge = CallableJudge(ctx.policy)
     for path, node in _objects(document, ctx.limits.max_config_nodes):

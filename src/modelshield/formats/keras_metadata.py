@@ -101,7 +101,7 @@ def _judged_nodes(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
                 continue
             ctx.check_time()  # the reader's own tick counts fields, and a node is only a few
             raw = reader.raw(node.metadata, ctx.limits.max_config_bytes + 1)
-            yield from scan_config(raw, where, ctx)
+            yield from scan_config(raw, where, ctx, "node metadata JSON")
     except ProtobufError as exc:
         yield ScanIssue(
             "unparsed",
