@@ -1,4 +1,5 @@
-"""TensorFlow samples written by tensorflow-cpu itself: SavedModels, frozen GraphDefs and TFLite models.
+"""TensorFlow samples written by tensorflow-cpu itself: SavedModels, frozen GraphDefs and TFLite models,
+and legacy Keras SavedModels (with keras_metadata.pb) written by tf_keras.
 
 tensorflow-cpu pins packages (h5py) older than the main venv's, so it lives in its own venv, `.venv-tf`
 at the repository root. The test side of this module (main venv) makes that venv once, then runs this
