@@ -4,6 +4,7 @@ is written by the real library; a benign one is clean, a payload in the low byte
 
 from __future__ import annotations
 
+import gzip
 import pickle
 import re
 import subprocess
@@ -255,10 +256,39 @@ def test_big_endian_hdf5_floats_are_reported_not_judged(tmp_path: Path) -> None:
     assert [(i.kind, i.location.chain) for i in result.issues] == [("deep-unsupported", (str(path), "/w"))]
 
 
-def test_hdf5_read_by_the_isolated_probe_says_its_weights_were_not_analysed(tmp_path: Path) -> None:
-    path = ws.hdf5_weights(tmp_path, {"w": EVIL}, libver="latest")
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"chunks": (4096,)}, {"chunks": (3000,), "compression": "gzip", "shuffle": True}],
+    ids=["contiguous", "chunked", "gzip-shuffle"],
+)
+def test_payload_in_an_hdf5_file_only_h5py_reads_is_found(tmp_path: Path, options: dict[str, object]) -> None:
+    """The latest file format (new-style groups, other chunk indexes) goes to the isolated h5py probe,
+    which says where each float dataset's bytes are; the scanner reads them itself."""
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL, "b": ws.normal_weights(5000)}, libver="latest", **options)
+    _loads(_H5_LOADS.format(name="w", size=EVIL.size), path)
     result = _deep(path)
-    assert [(i.kind, i.location.chain) for i in result.issues] == [("deep-unsupported", (str(path),))]
+    chunked = "chunks" in options
+    offset = PAYLOAD_AT * 4 if chunked else _h5_payload_offset(path, "w")
+    chain = (str(path), "/w") if chunked else (str(path),)
+    assert _hits(result) == [(chain, offset, f"tensor '/w', weight {PAYLOAD_AT}")]
+    assert result.issues == ()
+
+
+def test_benign_hdf5_file_only_h5py_reads_is_clean_with_deep(tmp_path: Path) -> None:
+    datasets = {"w": ws.normal_weights(), "edge": ws.normal_weights(70_007, seed=2).reshape(-1, 7)}
+    path = ws.hdf5_weights(tmp_path, datasets, libver="latest", chunks=True, compression="gzip")
+    result = _deep(path)
+    assert (result.findings, result.issues) == ((), ())
+
+
+def test_compressed_hdf5_stream_says_its_weights_were_not_analysed(tmp_path: Path) -> None:
+    path = ws.hdf5_weights(tmp_path, {"w": EVIL})
+    packed = tmp_path / "weights.h5.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    result = _deep(packed)
+    assert [(i.kind, i.location.chain) for i in result.issues] == [
+        ("deep-unsupported", (str(packed), "gzip-decompressed"))
+    ]
 
 
 def test_payload_in_legacy_keras_h5_weights_is_found(tmp_path: Path) -> None:

@@ -43,6 +43,19 @@ def _allocate() -> None:
     del hoard
 
 
+_KEPT: list[bytearray] = []
+
+
+def _bloat() -> None:
+    _KEPT.append(bytearray(b"x" * (300 * MiB)))  # touched, so resident
+    _log_pid()
+
+
+def _log_pid() -> None:
+    with open(os.environ["MISBEHAVE_PID_LOG"], "a") as log:
+        log.write(f"{os.getpid()}\n")
+
+
 def _garbage_reply() -> None:
     os.write(int(sys.argv[2]), (8).to_bytes(8, "big") + b"not json")
     time.sleep(3600)
@@ -55,6 +68,8 @@ ACTIONS = {
     b"spin": _spin,
     b"allocate": _allocate,
     b"garbage": _garbage_reply,
+    b"bloat": _bloat,
+    b"pid": _log_pid,
 }
 
 

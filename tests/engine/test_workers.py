@@ -156,3 +156,49 @@ def test_workers_that_cannot_start_stop_the_scan_instead_of_blaming_files(tmp_pa
         ModelShieldError, match=r"worker processes cannot start: the last one exited with status 1"
     ):
         scan_paths([tree], options=options)
+
+
+@pytest.mark.parametrize("ceiling", [True, False])
+def test_this_process_helps_only_when_the_job_count_was_not_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ceiling: bool
+) -> None:
+    from modelshield.engine import scanner
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for n in range(120):
+        (tree / f"f{n:03}.pkl").write_bytes(pickle.dumps({"n": n, "w": [float(n)] * 50}))
+    here: list[str] = []
+    real = scanner.scan_target
+
+    def counted(target: Any, *args: Any, **kwargs: Any) -> Any:
+        here.append(target.display)
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(scanner, "scan_target", counted)
+    options = ScanOptions(jobs=2, jobs_are_a_ceiling=ceiling, hash_cache=False)
+    files = scan_paths([tree], options=options).files
+    assert [Path(f.path).name for f in files] == [f"f{n:03}.pkl" for n in range(120)]
+    assert all(f.verdict is Verdict.CLEAN and f.tree.format == "pickle" for f in files)
+    if ceiling:
+        assert 0 < len(here) < 120  # shared: this process scanned some, the one worker the rest
+    else:
+        assert here == []  # a chosen --jobs keeps every file in a worker
+
+
+def test_a_worker_whose_memory_grew_retires_and_hands_its_queued_files_to_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "pids"
+    monkeypatch.setenv("MISBEHAVE_PID_LOG", str(log))
+    tree = _tree(tmp_path, b"MISBEHAVE:bloat")
+    (tree / "c.pkl").write_bytes(b"MISBEHAVE:pid")  # queued behind b.bin on the same worker
+    files = _scan(tree, jobs=1, isolate=True)
+    assert [(Path(f.path).name, f.tree.format, f.verdict, f.issues) for f in files] == [
+        ("a.pkl", "pickle", Verdict.CLEAN, ()),
+        ("b.bin", "misbehaving", Verdict.CLEAN, ()),
+        ("c.pkl", "misbehaving", Verdict.CLEAN, ()),
+        ("d.pkl", "pickle", Verdict.CLEAN, ()),
+    ]
+    bloated, fresh = log.read_text().split()
+    assert bloated != fresh

@@ -24,7 +24,7 @@ def scan_one(path: Path) -> FileResult:
 
 
 def test_registered_before_every_format() -> None:
-    assert HANDLERS[0] is placeholder
+    assert HANDLERS[0].handler is placeholder
 
 
 def test_git_lfs_pointer_is_not_scanned_and_names_the_oid_and_size(tmp_path: Path) -> None:

@@ -1,7 +1,11 @@
 """Runs in an isolated child process only: walks an HDF5 file with h5py (bounded, iteratively, never
 following links to other files or reading datasets) and prints what it found as one JSON object.
 
-Usage: python -I -m modelshield.analysis.hdf5_probe PATH
+Usage: python -I -m modelshield.analysis.hdf5_probe PATH [--datasets]
+
+With --datasets (the scan's --deep) the report also lists where each float dataset's bytes are in the
+file (contiguous offset, or each chunk's offset and stored size, and the filters): the data itself is
+never read here, the scanner reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ MAX_ATTRIBUTE_BYTES = 64 * 1024 * 1024
 MAX_KERAS_TEXT = 32 * 1024 * 1024
 SAMPLE_CHARS = 200
 KERAS_ATTRIBUTES = ("model_config", "training_config", "keras_version", "backend")
+MAX_CHUNKS = 200_000
+"""Chunk locations listed in all (--datasets); a dataset past this many is listed without them."""
+FLOAT_DTYPES = frozenset({"<f4", "<f2", ">f4", ">f2"})
 
 _CODE = re.compile(
     rb"__import__|__builtins__|__reduce__|__globals__|__subclasses__|\bexec\s*\(|\beval\s*\(|"
@@ -141,6 +148,12 @@ class Report:
 class Probe(Report):
     """The h5py walk, bounded, feeding the report."""
 
+    def __init__(self, datasets: bool = False) -> None:
+        super().__init__()
+        self.chunks_left = MAX_CHUNKS
+        if datasets:
+            self.report["datasets"] = []
+
     def walk(self, path: str) -> None:
         import h5py  # type: ignore[import-untyped]
 
@@ -205,8 +218,38 @@ class Probe(Report):
                         "virtual_sources",
                         {"path": path, "file": _name(source.file_name), "dataset": _name(source.dset_name)},
                     )
+            elif "datasets" in self.report and dataset.dtype.str in FLOAT_DTYPES:
+                self.report["datasets"].append(self.storage(dataset, path))  # as many as objects
         except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
             self.add("problems", f"{path}: {exc}"[:300])
+
+    def storage(self, dataset: Any, path: str) -> dict[str, Any]:
+        """Where a float dataset's bytes are: its layout, offset or chunks, and filters (none are read)."""
+        import h5py
+
+        plist = dataset.id.get_create_plist()
+        layout = plist.get_layout()
+        entry: dict[str, Any] = {"path": path, "dtype": dataset.dtype.str, "shape": list(dataset.shape)}
+        if dataset.external:
+            entry["layout"] = "external"
+        elif layout == h5py.h5d.CONTIGUOUS:
+            entry.update(layout="contiguous", offset=dataset.id.get_offset())
+        elif layout == h5py.h5d.CHUNKED:
+            count = dataset.id.get_num_chunks()
+            entry.update(
+                layout="chunked",
+                chunk_shape=list(plist.get_chunk()),
+                filters=[plist.get_filter(i)[0] for i in range(plist.get_nfilters())],
+            )
+            if count <= self.chunks_left:
+                self.chunks_left -= count
+                infos = (dataset.id.get_chunk_info(i) for i in range(count))
+                entry["chunks"] = [
+                    [list(info.chunk_offset), info.filter_mask, info.byte_offset, info.size] for info in infos
+                ]
+        else:
+            entry["layout"] = "compact" if layout == h5py.h5d.COMPACT else str(layout)
+        return entry
 
     def attributes_of(self, obj: Any, path: str, *, root: bool = False) -> None:
         import h5py
@@ -240,10 +283,10 @@ def _name(value: object) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m modelshield.analysis.hdf5_probe PATH", file=sys.stderr)
+    if len(argv) not in (1, 2) or argv[1:] not in ([], ["--datasets"]):
+        print("usage: python -m modelshield.analysis.hdf5_probe PATH [--datasets]", file=sys.stderr)
         return 2
-    probe = Probe()
+    probe = Probe(datasets=argv[1:] == ["--datasets"])
     try:
         probe.walk(argv[0])
     except ModuleNotFoundError as exc:  # any other import failure (memory, a broken library) is a crash

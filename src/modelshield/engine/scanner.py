@@ -47,7 +47,9 @@ class ScanOptions:
     """Files scanned at once, each in a worker process; 1 scans in this process."""
     jobs_are_a_ceiling: bool = False
     """`jobs` was not chosen by the user: worker processes start only when the work pays for their
-    start-up (many files, or many bytes to hash); otherwise the files are scanned in this process."""
+    start-up (many files, or many bytes to hash); otherwise the files are scanned in this process.
+    When they do start, this process is one of the `jobs`: it scans small files alongside `jobs - 1`
+    workers (a chosen `--jobs N` scans every file in one of N workers, to contain a crash to its file)."""
     isolate: bool = False
     """Scan every file in a child process held to the limits' child memory, CPU and wall-clock bounds."""
     hash_cache: bool = True
@@ -257,8 +259,9 @@ def scan_paths(
         if scannable and (options.isolate or parallel):
             from modelshield.engine.workers import WorkerPool
 
+            workers = min(options.jobs - _parent_helps(options), scannable)
             # Started first: the workers' start-up overlaps the stamping and hashing of the plan.
-            pool = stack.enter_context(WorkerPool(min(options.jobs, scannable), options, policy))
+            pool = stack.enter_context(WorkerPool(workers, options, policy))
         cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
         if cache is not None:
             stack.enter_context(cache)
@@ -276,6 +279,11 @@ def scan_paths(
 WORKERS_MIN_FILES = 64
 WORKERS_MIN_HASHED_BYTES = 512 * 1024 * 1024
 """Below both, starting worker processes (a tenth of a second or more each) costs more than it saves."""
+
+
+def _parent_helps(options: ScanOptions) -> bool:
+    """Whether this process scans files alongside the workers (see ScanOptions.jobs_are_a_ceiling)."""
+    return options.jobs_are_a_ceiling and not options.isolate
 
 
 def _workers_pay(listed: Sequence[FileTarget], options: ScanOptions) -> bool:
@@ -448,7 +456,15 @@ class _ScanRun:
                 )
         if self._pool is not None and in_workers:
             tasks = [(self._targets[i], self._plan.known.get(i)) for i in in_workers]
-            for position, scanned in self._pool.scan(tasks):
+            local = None
+            if _parent_helps(self._options):
+                helper = new_dispatcher(self._options.handlers_module)
+
+                def local(position: int) -> ScannedFile:
+                    target, known = tasks[position]
+                    return scan_target(target, helper, self._policy, self._options, known)
+
+            for position, scanned in self._pool.scan(tasks, local):
                 leftovers += self._finish(in_workers[position], scanned)
         return leftovers
 

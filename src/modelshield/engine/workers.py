@@ -6,6 +6,8 @@ Each worker is a fresh `python -I` (fork and exec, safe while the parent runs ha
 scans its files one after another: that is what pins a crash on one file (a ProcessPoolExecutor
 breaks as a whole and cannot say which task killed it) and lets the parent hold each file to a wall
 clock.
+A worker that still holds more than RECYCLE_RSS_BYTES after a file retires itself and hands its queued
+files back, so a heap inflated by one hostile file is not carried through the rest of a large scan.
 multiprocessing's spawn and forkserver were not used: both re-run the caller's `__main__` in every
 worker, which a library must not do to a script that imports it; the cost they would save is a
 replacement worker's start-up (about 0.3 s of imports), paid only after a crash.
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -63,8 +65,15 @@ PIPELINE_TASKS = 4
 PIPELINE_BYTES = 4 * MiB
 """Tasks queued ahead to one worker: at most this many, and more than one only while they are small
 (a large file queued behind another could wait while a second worker sits idle)."""
+LOCAL_MAX_BYTES = 4 * MiB
+"""Files the caller scans itself when it helps the workers: small ones, answered in milliseconds."""
 EXIT_OUT_OF_MEMORY = 86
 """Exit status of a worker that ran out of memory (under --isolate: reached child_memory_bytes)."""
+EXIT_RECYCLED = 87
+"""Exit status of a worker that retired itself after a reply, its memory grown past RECYCLE_RSS_BYTES."""
+RECYCLE_RSS_BYTES = 256 * MiB
+"""A worker holding this much after a file leaves: the heap a hostile file inflated (Python keeps its
+arenas) is not carried into the next thousand files; a fresh worker takes its queued tasks."""
 
 POST_SCAN_POLICY_FIELDS = frozenset({"fail_on", "severity_overrides", "suppressions", "source"})
 """Policy fields applied by the parent to the finished result; workers need only the others."""
@@ -164,6 +173,19 @@ def worker_main() -> None:
             os._exit(EXIT_OUT_OF_MEMORY)
         if exhausted:
             os._exit(EXIT_OUT_OF_MEMORY)  # what is left of this heap is not worth trusting with the next file
+        if resident_bytes() > RECYCLE_RSS_BYTES:
+            os._exit(EXIT_RECYCLED)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux), else its peak."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _read_frame(fd: int) -> bytes | None:
@@ -264,14 +286,23 @@ class WorkerPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def scan(self, tasks: Sequence[Task]) -> Iterator[tuple[int, ScannedFile]]:
-        """(position in `tasks`, its outcome) for every task, in the order they finish."""
+    def scan(
+        self, tasks: Sequence[Task], local: Callable[[int], ScannedFile] | None = None
+    ) -> Iterator[tuple[int, ScannedFile]]:
+        """(position in `tasks`, its outcome) for every task, in the order they finish. With `local`,
+        the caller scans small files itself (by position) while the workers are busy, taken from the
+        end of the queue so the workers keep the order they were given."""
         self._tasks = tasks
         self._sizes = {i: known.stamp.size for i, (_, known) in enumerate(tasks) if known is not None}
         self._queue = deque(range(len(tasks)))
         while self._queue or any(w.queued for w in self._workers):
             self._fill()
-            yield from self._collect()
+            mine = self._take_local() if local is not None else None
+            if mine is not None and local is not None:
+                yield mine, local(mine)
+                yield from self._collect(wait=False)
+            else:
+                yield from self._collect()
 
     def close(self) -> None:
         """Stop every worker: idle ones see their task pipe close, busy ones are killed."""
@@ -327,6 +358,12 @@ class WorkerPool:
             with suppress(OSError):  # a worker that died is found out by its reply pipe
                 _write_all(descriptor, b"".join(batch))
 
+    def _take_local(self) -> int | None:
+        """The last queued task when it is small enough not to keep the caller from its workers long."""
+        if self._queue and self._size_of(self._queue[-1]) <= LOCAL_MAX_BYTES:
+            return self._queue.pop()
+        return None
+
     def _first_deadline(self, worker: _Worker) -> float:
         if worker.ready:
             return time.monotonic() + self._limits.child_wall_seconds
@@ -351,11 +388,11 @@ class WorkerPool:
         payload = json.dumps(message).encode("utf-8")
         return _FRAME_HEADER.pack(len(payload)) + payload
 
-    def _collect(self) -> Iterator[tuple[int, ScannedFile]]:
+    def _collect(self, wait: bool = True) -> Iterator[tuple[int, ScannedFile]]:
         busy = [w for w in self._workers if w.queued]
         if not busy:
             return
-        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic()) if wait else 0.0
         for key, _ in self._selector.select(timeout):
             yield from self._read(key.data)
         now = time.monotonic()
@@ -381,7 +418,7 @@ class WorkerPool:
             if not worker.ready:
                 self._not_started(worker, None)
             elif worker.queued:
-                yield self._lose(worker, None)
+                yield from self._ended_with_tasks(worker)
             else:
                 self._retire(worker)
             return
@@ -447,6 +484,14 @@ class WorkerPool:
             return ScannedFile(replace(result, issues=(*result.issues, issue)))
         return ScannedFile(result, fresh, began)
 
+    def _ended_with_tasks(self, worker: _Worker) -> Iterator[tuple[int, ScannedFile]]:
+        """A worker gone with tasks queued: one that retired itself hands them all back; any other
+        ending is pinned on the first of them, the file it was scanning."""
+        ending = self._drop(worker)
+        if ending.kind != "recycled":
+            position = self._queue.popleft()
+            yield position, self._failed(self._tasks[position][0], ending)
+
     def _lose(self, worker: _Worker, failure: _Failure | None) -> tuple[int, ScannedFile]:
         """The outcome of the task a worker died on (how it ended, unless `failure` says)."""
         position = worker.queued.popleft()
@@ -473,6 +518,8 @@ class WorkerPool:
         return self._ending(code)
 
     def _ending(self, code: int | None) -> _Failure:
+        if code == EXIT_RECYCLED:
+            return _Failure("recycled", f"retired itself holding more than {RECYCLE_RSS_BYTES} bytes")
         if code == EXIT_OUT_OF_MEMORY:
             return _Failure("isolation", self._out_of_memory())
         if code is not None and code < 0:

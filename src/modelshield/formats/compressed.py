@@ -16,6 +16,14 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.engine.limits import LimitExceeded, MiB
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.signatures import (
+    GZIP_MAGIC,
+    XZ_MAGIC,
+    ZFILE_PREFIX,
+    ZSTD_MAGIC,
+    plausible_lzma_dictionary,
+    zlib_header,
+)
 from modelshield.rules.archive import BOMB, CORRUPT_STREAM
 
 INPUT_CHUNK = 64 * 1024
@@ -326,9 +334,6 @@ class CompressedFormat:
         yield from expansion_events(blob, ctx, record, f"{self.name} stream")
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-
-
 def _is_gzip(head: bytes) -> bool:
     return len(head) >= 10 and head[:3] == b"\x1f\x8b\x08" and head[3] & 0xE0 == 0
 
@@ -354,27 +359,17 @@ def _bzip2_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes
     return decode_chunks(source, bz2.BZ2Decompressor, record, lambda rest: rest.startswith(b"BZh"))
 
 
-XZ_MAGIC = b"\xfd7zXZ\x00"
-
-
 def _xz_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return decode_chunks(
         source, lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), record, lambda rest: rest.startswith(XZ_MAGIC)
     )
 
 
-def _plausible_lzma_dictionary(size: int) -> bool:
-    # Writers use 2**n or 2**n + 2**(n-1); liblzma accepts 4 KiB up to 1.5 GiB.
-    if not 4096 <= size <= 3 << 29:
-        return False
-    return size & (size - 1) == 0 or (size // 3) & (size // 3 - 1) == 0 and size % 3 == 0
-
-
 def _is_lzma_alone(head: bytes) -> bool:
     if len(head) < 14 or head[0] >= 9 * 5 * 5:
         return False
     dictionary, declared = struct.unpack_from("<IQ", head, 1)
-    if not _plausible_lzma_dictionary(dictionary):
+    if not plausible_lzma_dictionary(dictionary):
         return False
     if declared != 0xFFFF_FFFF_FFFF_FFFF and declared >= 1 << 48:
         return False
@@ -389,18 +384,12 @@ def _lzma_alone_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[
     return decode_chunks(source, lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE), record)
 
 
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
 def _zstd_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]:
     return zstd_chunks(source)
 
 
 def _is_zlib(head: bytes) -> bool:
-    if len(head) < 3:
-        return False
-    cmf, flg = head[0], head[1]
-    if cmf & 0x0F != 8 or cmf >> 4 > 7 or (cmf << 8 | flg) % 31 or flg & 0x20:
+    if len(head) < 3 or not zlib_header(head):
         return False
     try:
         zlib.decompressobj().decompress(head, 64)
@@ -415,7 +404,6 @@ def _zlib_chunks(source: ByteReader, record: ExpansionRecord) -> Iterator[bytes]
 
 # joblib's pre-0.10 "z-file": b"ZF", the data length in hex padded to 19 characters, an optional space
 # (older writers), then a zlib stream. joblib.load still reads it.
-ZFILE_PREFIX = b"ZF"
 ZFILE_HEADER = len(ZFILE_PREFIX) + 19
 
 

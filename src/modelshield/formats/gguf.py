@@ -14,12 +14,13 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue, Severity
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.signatures import GGUF_MAGICS
 from modelshield.rules import gguf as rules
 
 name = "gguf"
 version = "1"
 
-MAGICS = (b"GGUF", b"FUGG")
+MAGICS = GGUF_MAGICS
 """b"FUGG" is what early llama.cpp wrote on big-endian hosts (the magic stored as a native uint32)."""
 VERSIONS = (1, 2, 3)
 GGML_MAX_DIMS = 4

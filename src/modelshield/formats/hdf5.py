@@ -17,41 +17,23 @@ from modelshield.engine.limits import MiB
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.hdf5_structure import DatasetMessages, read_report
-from modelshield.formats.hdf5_weights import deep_datasets
+from modelshield.formats.hdf5_weights import deep_datasets, deep_probed
 from modelshield.formats.keras import scan_config as scan_keras_config
+from modelshield.formats.signatures import HDF5_SIGNATURE, hdf5_superblock, superblock_offset
 from modelshield.rules import hdf5 as rules
 
 name = "hdf5"
 version = "1"
 
-SIGNATURE = b"\x89HDF\r\n\x1a\n"
-FIRST_USER_BLOCK = 512
+SIGNATURE = HDF5_SIGNATURE
 PROBE_MODULE = "modelshield.analysis.hdf5_probe"
 USER_BLOCK_CHECK = 1 * MiB
 MAX_FINDINGS_PER_RULE = 32
-_MEMO = "hdf5.superblock"
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def superblock_offset(blob: Blob) -> int | None:
-    """Where the HDF5 signature is: byte 0, or after a user block of 512, 1024, 2048… bytes."""
-    if _MEMO in blob.memo:
-        found = blob.memo[_MEMO]
-        return found if isinstance(found, int) else None
-    found_at: int | None = 0 if blob.head(8) == SIGNATURE else None
-    offset = FIRST_USER_BLOCK
-    while found_at is None and offset + 8 <= blob.size:
-        if blob.read_at(offset, 8) == SIGNATURE:
-            found_at = offset
-        offset *= 2
-    blob.memo[_MEMO] = found_at
-    return found_at
-
-
 def sniff(blob: Blob) -> bool:
-    if not blob.random_access:
-        return blob.head(8) == SIGNATURE
-    return superblock_offset(blob) is not None
+    return hdf5_superblock(blob)
 
 
 def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
@@ -65,19 +47,13 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         if datasets is not None:
             yield from deep_datasets(blob, ctx, datasets)
         return
-    if ctx.deep:
-        yield ScanIssue(
-            "deep-unsupported",
-            "--deep reads the datasets of HDF5 files in the layouts h5py writes by default; this file's "
-            "structures are read by h5py in a child process and its weights were not analysed",
-            Location(blob.chain),
-        )
     if importlib.util.find_spec("h5py") is None:
         yield _not_analysed(blob, "h5py is not installed (pip install 'modelshield[hdf5]')")
         return
     try:
         with blob_as_file(blob, ctx.limits.max_member_bytes) as (path, fds):
-            run = run_module(PROBE_MODULE, [path], IsolationLimits.from_limits(ctx.limits), pass_fds=fds)
+            arguments = [path, "--datasets"] if ctx.deep else [path]
+            run = run_module(PROBE_MODULE, arguments, IsolationLimits.from_limits(ctx.limits), pass_fds=fds)
     except BlobTooLarge as exc:
         yield ScanIssue("limit", f"HDF5 content not analysed: {exc}", Location(blob.chain))
         return
@@ -93,6 +69,22 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         )
         return
     yield from _judge(blob, ctx, run.document)
+    if ctx.deep:
+        yield from _deep_probed(blob, ctx, run.document)
+
+
+def _deep_probed(blob: Blob, ctx: ScanContext, report: dict[str, Any]) -> Iterator[ScanEvent]:
+    """`--deep` over the datasets the h5py probe located; their bytes are read from the blob itself."""
+    entries = report.get("datasets")
+    if not blob.random_access or not isinstance(entries, list):
+        yield ScanIssue(
+            "deep-unsupported",
+            "--deep did not read this HDF5 file's datasets (the file is not randomly accessible here, "
+            "or h5py did not describe them)",
+            Location(blob.chain),
+        )
+        return
+    yield from deep_probed(blob, ctx, [entry for entry in entries if isinstance(entry, dict)])
 
 
 def _not_analysed(blob: Blob, why: str) -> ScanIssue:

@@ -11,8 +11,9 @@ import itertools
 import math
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from modelshield.analysis import weights
 from modelshield.engine.blob import Blob, BufferBlob
@@ -39,11 +40,14 @@ class NotReadable(Exception):
     """A float dataset --deep does not read (the message says why)."""
 
 
+ChunkEntry = tuple[int, int, tuple[int, ...], int]
+"""(stored size, filter mask, element offsets, absolute address) of one chunk."""
+
+
 @dataclass(frozen=True)
 class _Chunked:
-    """A chunked dataset's index and encoding."""
+    """A chunked dataset's shape and encoding."""
 
-    btree: int
     dims: tuple[int, ...]
     chunk: tuple[int, ...]
     width: int
@@ -63,6 +67,10 @@ def deep_datasets(blob: Blob, ctx: ScanContext, datasets: list[DatasetMessages])
             unread.append((dataset.path, str(exc)))
         except (struct.error, IndexError, ValueError) as exc:
             unread.append((dataset.path, f"malformed storage messages ({exc})"))
+    yield from _unread_issues(blob, unread)
+
+
+def _unread_issues(blob: Blob, unread: list[tuple[str, str]]) -> Iterator[ScanEvent]:
     for path, why in unread[:MAX_REPORTED]:
         yield ScanIssue(
             "deep-unsupported",
@@ -114,19 +122,83 @@ def _tensor(blob: Blob, ctx: ScanContext, dataset: DatasetMessages) -> weights.F
         sizes = struct.unpack_from(f"<{rank + 1}I", layout, 3 + o)
         if rank != len(dims) or sizes[-1] != width or 0 in sizes:
             raise NotReadable("chunk dimensions do not match the dataspace")
-        unknown = sorted(set(filters) - READ_FILTERS)
-        if unknown:
-            raise NotReadable(f"filter {unknown[0]} (--deep undoes gzip and shuffle only)")
-        if math.prod(sizes) > ctx.limits.max_materialized_bytes:
-            raise NotReadable(f"chunks of {math.prod(sizes)} bytes (max_materialized_bytes)")
         if address == undefined:
             return None
-        layout_info = _Chunked(address, tuple(dims), tuple(sizes[:-1]), width, filters)
-        stream = _ChunkStream(_chunk_data(blob, ctx, dataset, layout_info))
-        return weights.FloatTensor(
-            dataset.path, dtype, 0, nbytes, weights.SequentialReads(stream.read), (*blob.chain, dataset.path)
-        )
+        chunked = _Chunked(tuple(dims), tuple(sizes[:-1]), width, filters)
+        index = _chunk_index(blob, ctx, dataset, dataset.base + address, len(dims))
+        return _chunked_tensor(blob, ctx, dataset.path, dtype, chunked, index)
     raise NotReadable(f"layout class {layout[1]}")
+
+
+def _chunked_tensor(
+    blob: Blob, ctx: ScanContext, path: str, dtype: str, chunked: _Chunked, index: Iterable[ChunkEntry]
+) -> weights.FloatTensor:
+    """A chunked dataset's elements, decoded chunk by chunk as the analysis reads them."""
+    unknown = sorted(set(chunked.filters) - READ_FILTERS)
+    if unknown:
+        raise NotReadable(f"filter {unknown[0]} (--deep undoes gzip and shuffle only)")
+    chunk_bytes = math.prod(chunked.chunk) * chunked.width
+    if chunk_bytes > ctx.limits.max_materialized_bytes:
+        raise NotReadable(f"chunks of {chunk_bytes} bytes (max_materialized_bytes)")
+    stream = _ChunkStream(_chunk_data(blob, ctx, index, chunked))
+    nbytes = math.prod(chunked.dims) * chunked.width
+    return weights.FloatTensor(
+        path, dtype, 0, nbytes, weights.SequentialReads(stream.read), (*blob.chain, path)
+    )
+
+
+def deep_probed(blob: Blob, ctx: ScanContext, entries: list[dict[str, Any]]) -> Iterator[ScanEvent]:
+    """`--deep` over the float datasets the isolated h5py probe located (files the in-process reader
+    leaves to it): their bytes are read here, from the scanned blob, as for the in-process reader's."""
+    unread: list[tuple[str, str]] = []
+    for entry in entries:
+        ctx.check_time()
+        path = str(entry.get("path", "?"))
+        try:
+            tensor = _probed_tensor(blob, ctx, entry, path)
+            if tensor is not None:
+                yield from weights.scan_tensors(blob, ctx, [tensor])
+        except NotReadable as exc:
+            unread.append((path, str(exc)))
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            unread.append((path, f"the probe's description of it does not hold ({exc})"))
+    yield from _unread_issues(blob, unread)
+
+
+def _probed_tensor(
+    blob: Blob, ctx: ScanContext, entry: dict[str, Any], path: str
+) -> weights.FloatTensor | None:
+    dtype_text = str(entry["dtype"])
+    if dtype_text.startswith(">"):
+        raise NotReadable("big-endian floats (--deep reads little-endian weights only)")
+    dtype = {"<f4": "F32", "<f2": "F16"}.get(dtype_text)
+    if dtype is None:
+        return None
+    width = weights.FLOAT_WIDTHS[dtype]
+    dims = tuple(int(d) for d in entry["shape"])
+    nbytes = math.prod(dims) * width
+    if entry["layout"] == "contiguous":
+        if entry["offset"] is None:
+            return None  # never written
+        start = int(entry["offset"])
+        if start < 0 or start + nbytes > blob.size:
+            raise NotReadable(f"its {nbytes} bytes at {start} are not all in the file")
+        return weights.FloatTensor(path, dtype, start, nbytes)
+    if entry["layout"] == "chunked":
+        if "chunks" not in entry:
+            raise NotReadable("more chunks in the file than the probe lists")
+        chunked = _Chunked(dims, tuple(int(c) for c in entry["chunk_shape"]), width, tuple(entry["filters"]))
+        if len(chunked.chunk) != len(dims):
+            raise NotReadable("chunk dimensions do not match the dataspace")
+        index = sorted(
+            (
+                (int(size), int(mask), tuple(int(o) for o in offsets), int(at))
+                for offsets, mask, at, size in entry["chunks"]
+            ),
+            key=lambda chunk: chunk[2],
+        )
+        return _chunked_tensor(blob, ctx, path, dtype, chunked, index)
+    raise NotReadable(f"{entry['layout']} storage")
 
 
 def _number(data: bytes, at: int, size: int) -> int:
@@ -186,12 +258,12 @@ def _filters(pipeline: bytes | None) -> tuple[int, ...]:
 
 
 def _chunk_index(
-    blob: Blob, ctx: ScanContext, dataset: DatasetMessages, layout: _Chunked
-) -> Iterator[tuple[int, int, tuple[int, ...], int]]:
-    """(stored size, filter mask, element offsets, absolute address) of each chunk, in key order."""
+    blob: Blob, ctx: ScanContext, dataset: DatasetMessages, root: int, rank: int
+) -> Iterator[ChunkEntry]:
+    """Each chunk of the version-1 chunk B-tree at `root`, in key (row-major) order."""
     o = dataset.offset_size
-    key_size = 8 + 8 * (len(layout.dims) + 1)
-    stack: list[tuple[int, int | None]] = [(dataset.base + layout.btree, None)]
+    key_size = 8 + 8 * (rank + 1)
+    stack: list[tuple[int, int | None]] = [(root, None)]
     visited: set[int] = set()
     while stack:
         node, expected_level = stack.pop()
@@ -213,7 +285,7 @@ def _chunk_index(
         for i in range(used):
             at = i * (key_size + o)
             stored, mask = struct.unpack_from("<II", body, at)
-            offsets = struct.unpack_from(f"<{len(layout.dims)}Q", body, at + 8)
+            offsets = struct.unpack_from(f"<{rank}Q", body, at + 8)
             entries.append((stored, mask, offsets, dataset.base + _number(body, at + key_size, o)))
         if level:
             stack.extend((entry[3], level - 1) for entry in reversed(entries))
@@ -221,19 +293,22 @@ def _chunk_index(
             yield from entries
 
 
-def _chunk_data(blob: Blob, ctx: ScanContext, dataset: DatasetMessages, layout: _Chunked) -> Iterator[bytes]:
+def _chunk_data(
+    blob: Blob, ctx: ScanContext, index: Iterable[ChunkEntry], layout: _Chunked
+) -> Iterator[bytes]:
     """The dataset's elements chunk by chunk, decoded, without the padding of edge chunks."""
     chunk_bytes = math.prod(layout.chunk) * layout.width
-    for stored, mask, offsets, address in _chunk_index(blob, ctx, dataset, layout):
+    for stored, mask, offsets, address in index:
+        ctx.check_time()
         if stored > ctx.limits.max_materialized_bytes:
             raise NotReadable(f"a chunk of {stored} stored bytes (max_materialized_bytes)")
         data = blob.read_at(address, stored)
         if len(data) != stored:
             raise NotReadable("a chunk beyond the end of the file")
-        for index in reversed(range(len(layout.filters))):
-            if mask >> index & 1:
+        for position in reversed(range(len(layout.filters))):
+            if mask >> position & 1:
                 continue  # this filter was skipped for this chunk
-            if layout.filters[index] == DEFLATE:
+            if layout.filters[position] == DEFLATE:
                 data = _inflate(ctx, data, chunk_bytes)
             else:
                 data = _unshuffle(data, layout.width)

@@ -14,12 +14,13 @@ from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.signatures import NUMPY_MAGIC
 from modelshield.rules import numpy as rules
 
 name = "numpy"
 version = "1"
 
-MAGIC = b"\x93NUMPY"
+MAGIC = NUMPY_MAGIC
 NUMPY_DEFAULT_MAX_HEADER = 10_000  # np.load's max_header_size default
 MAX_DIMS = 64  # NPY_MAXDIMS in numpy 2 (32 before)
 ABSURD_BYTES = 1 << 50  # a petabyte of declared data is not a model

@@ -19,6 +19,7 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue, Severity
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.signatures import ONNX_MODEL_FIELDS, onnx_model_start
 from modelshield.rules import onnx as rules
 
 name = "onnx"
@@ -85,25 +86,8 @@ FLOAT_DTYPES = {1: "F32", 10: "F16", 16: "BF16"}
 
 # Field numbers of onnx.proto.
 MODEL_IR_VERSION, MODEL_GRAPH, MODEL_OPSET, MODEL_TRAINING, MODEL_FUNCTIONS = 1, 7, 8, 20, 25
-_MODEL_FIELDS = {
-    1: VARINT,
-    2: LEN,
-    3: LEN,
-    4: LEN,
-    5: VARINT,
-    6: LEN,
-    7: LEN,
-    8: LEN,
-    14: LEN,
-    20: LEN,
-    25: LEN,
-    26: LEN,
-}
+_MODEL_FIELDS = ONNX_MODEL_FIELDS
 _GRAPH_FIELDS = {1: LEN, 2: LEN, 5: LEN, 10: LEN, 11: LEN, 12: LEN, 13: LEN, 14: LEN, 15: LEN, 16: LEN}
-_FIRST_BYTES = frozenset(
-    bytes([(key & 0x7F) | (0x80 if key > 0x7F else 0)])
-    for key in ((n << 3) | w for n, w in _MODEL_FIELDS.items())
-)
 _MODEL_TEXT = frozenset({2, 3, 4, 6})
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -112,7 +96,7 @@ def sniff(blob: Blob) -> bool:
     """A ModelProto: ModelProto fields of the right kinds only, an ir_version, UTF-8 text fields and a
     graph whose first field is a GraphProto field. Other protobufs and random bytes fail one of these;
     a model truncated or damaged after its ir_version is still claimed (and reported malformed)."""
-    if blob.size < 4 or blob.head(1)[:1] not in _FIRST_BYTES:
+    if blob.size < 4 or not onnx_model_start(blob):
         return False
     reader = WireReader(blob, max_fields=MAX_SNIFF_FIELDS * 4)
     seen: dict[int, WireField] = {}

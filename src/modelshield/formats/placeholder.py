@@ -10,16 +10,15 @@ from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.signatures import ANNEX_PREFIX, LFS_VERSION_LINES
 
 name = "placeholder"
 version = "1"
 
-# The Git LFS pointer spec caps pointers below 1024 bytes; "hawser" is the pre-release name of the spec.
+# The Git LFS pointer spec caps pointers below 1024 bytes.
 LFS_MAX_BYTES = 1024
-LFS_VERSION_LINES = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
 # An unlocked git-annex file holds "/annex/objects/<key>" and a newline; keys stay well under a kilobyte.
 ANNEX_MAX_BYTES = 4096
-ANNEX_PREFIX = b"/annex/objects/"
 _ANNEX_KEY = re.compile(
     r"(?P<backend>[A-Z0-9]+)(?:-s(?P<size>\d+))?(?:-[a-zA-Z][0-9a-zA-Z_]*)*--(?P<digest>[^/\s]*)"
 )

@@ -15,7 +15,7 @@ from modelshield.engine.findings import ScanIssue
 from modelshield.engine.limits import Limits
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.pickle import scan_pickles
-from modelshield.formats.pytorch_zip import FLOAT_STORAGES, STORAGE_ELEMENT_SIZES
+from modelshield.formats.torch_storages import FLOAT_STORAGES, STORAGE_ELEMENT_SIZES
 from modelshield.rules import pytorch as rules
 
 name = "pytorch-legacy"

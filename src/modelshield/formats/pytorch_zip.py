@@ -16,6 +16,7 @@ from modelshield.engine.limits import DEFAULT_LIMITS, LimitExceeded
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.compressed import ExpansionRecord
 from modelshield.formats.pickle import run_pickle
+from modelshield.formats.torch_storages import FLOAT_STORAGES, STORAGE_ELEMENT_SIZES
 from modelshield.formats.zip_reader import (
     STORED,
     SUPPORTED_METHODS,
@@ -53,14 +54,6 @@ SMALL_RECORD_BYTES = 64
 HEAD_PROBE_BYTES = 512
 
 # Bytes per element of the storage types torch.save names in persistent ids.
-STORAGE_ELEMENT_SIZES = {
-    "UntypedStorage": 1, "ByteStorage": 1, "CharStorage": 1, "BoolStorage": 1, "QUInt8Storage": 1,
-    "QInt8Storage": 1, "QUInt4x2Storage": 1, "QUInt2x4Storage": 1, "ShortStorage": 2,
-    "HalfStorage": 2, "BFloat16Storage": 2, "IntStorage": 4, "FloatStorage": 4, "QInt32Storage": 4,
-    "LongStorage": 8, "DoubleStorage": 8, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
-}  # fmt: skip
-FLOAT_STORAGES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16"}
-"""Storages the opt-in weights analysis reads (stored in place, or decompressed as they are read)."""
 
 
 @dataclass(frozen=True)

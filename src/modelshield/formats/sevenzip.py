@@ -14,6 +14,7 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.compressed import BOMB_SIZE_FLOOR
+from modelshield.formats.signatures import SEVENZIP_MAGIC
 from modelshield.formats.zip_reader import (
     is_absolute_member_path,
     is_traversal_member_path,
@@ -25,7 +26,7 @@ from modelshield.rules import archive as rules
 name = "7z"
 version = "1"
 
-SIGNATURE = b"7z\xbc\xaf\x27\x1c"
+SIGNATURE = SEVENZIP_MAGIC
 _SPECIAL_MODES = (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO)
 
 

@@ -11,13 +11,14 @@ from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue, Severity
 from modelshield.engine.rules import Rule
 from modelshield.formats.base import ScanEvent
+from modelshield.formats.signatures import TFLITE_IDENTIFIER
 from modelshield.formats.tensorflow import DEBUG_OPS, FILE_OPS, NETWORK_OPS, ORDINARY_OPS, PYTHON_OPS
 from modelshield.rules import tflite as rules
 
 name = "tflite"
 version = "1"
 
-IDENTIFIER = b"TFL3"
+IDENTIFIER = TFLITE_IDENTIFIER
 BUILTIN_CUSTOM = 32
 FLEX_PREFIX = "Flex"
 MAX_FINDINGS_PER_RULE = 32

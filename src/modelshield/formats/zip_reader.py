@@ -29,11 +29,12 @@ from modelshield.formats.compressed import (
     decode_chunks,
     zstd_chunks,
 )
+from modelshield.formats.signatures import ZIP_END_SIG, ZIP_LOCAL_SIG, ZIP_MAX_COMMENT
 from modelshield.rules import archive as rules
 
-LOCAL_SIG = b"PK\x03\x04"
+LOCAL_SIG = ZIP_LOCAL_SIG
 CENTRAL_SIG = b"PK\x01\x02"
-EOCD_SIG = b"PK\x05\x06"
+EOCD_SIG = ZIP_END_SIG
 ZIP64_LOCATOR_SIG = b"PK\x06\x07"
 ZIP64_EOCD_SIG = b"PK\x06\x06"
 
@@ -42,7 +43,7 @@ _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _LOCAL = struct.Struct("<4s2B4HL2L2H")
-_MAX_COMMENT = 0xFFFF
+_MAX_COMMENT = ZIP_MAX_COMMENT
 _ZIP64_EXTRA_ID = 0x0001
 _U32_MAX = 0xFFFF_FFFF
 _U16_MAX = 0xFFFF
