@@ -19,7 +19,6 @@ from modelshield.engine.blob import Blob
 from modelshield.engine.context import ScanContext
 from modelshield.engine.findings import Finding, Location, ScanIssue
 from modelshield.formats.base import ScanEvent
-from modelshield.formats.keras import scan_config
 
 name = "keras-metadata"
 version = "1"
@@ -87,6 +86,8 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
 
 
 def _judged_nodes(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
+    from modelshield.formats.keras import scan_config  # imported by a scan, not by every protobuf sniffed
+
     reader = WireReader(blob, max_depth=ctx.limits.max_protobuf_depth, tick=ctx.check_time)
     index = 0
     try:
