@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tracemalloc
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,6 +160,23 @@ def test_onnx_external_data_linked_outside_the_folder_is_not_read(tmp_path: Path
     assert _hits(result) == []
     assert [(i.kind, i.location.chain) for i in result.issues] == [
         ("deep-unsupported", (str(path), "weights.bin"))
+    ]
+
+
+def test_onnx_external_data_inside_an_archive_is_reported_not_read(tmp_path: Path) -> None:
+    """Only a model on disk has a folder to find its side file in; inside an archive it says so."""
+    pytest.importorskip("onnx")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    ws.onnx_external(model_dir, {"fc.weight": EVIL})
+    packed = tmp_path / "model.zip"
+    with zipfile.ZipFile(packed, "w") as archive:
+        for name in ("model.onnx", "weights.bin"):
+            archive.write(model_dir / name, name)
+    result = _deep(packed)
+    assert _hits(result) == []
+    assert [(i.kind, i.location.chain) for i in result.issues] == [
+        ("deep-unsupported", (str(packed), "model.onnx", "weights.bin"))
     ]
 
 
