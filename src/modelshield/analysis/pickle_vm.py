@@ -279,7 +279,7 @@ class PickleMachine:
         self._op_offset = start
         self._op_name = ""
         # STOP is handled by the driver loop itself.
-        self._handlers = [getattr(self, "op_" + n) if n and n != "STOP" else None for n in _NAME_BY_BYTE]
+        self._handlers = _opcode_table(type(self))
         self._frame_end: int | None = None
         self._frame_warned = False
         self.patched: dict[str, object] = {}
@@ -331,7 +331,7 @@ class PickleMachine:
                 if name == "STOP":
                     self._stop()
                     break
-                self._handlers[byte]()  # type: ignore[misc]
+                self._handlers[byte](self)  # type: ignore[misc]
                 if self._frame_end is not None:
                     self._check_frame(op_start)
             except _Truncated:
@@ -1423,3 +1423,15 @@ def _printable_tokens(data: bytes | memoryview, limit: int = 200) -> tuple[str, 
     if len(current) >= 2 and len(tokens) < limit:
         tokens.append(current.decode())
     return tuple(tokens)
+
+
+_OPCODE_TABLES: dict[type[PickleMachine], tuple[Callable[[PickleMachine], None] | None, ...]] = {}
+
+
+def _opcode_table(machine: type[PickleMachine]) -> tuple[Callable[[PickleMachine], None] | None, ...]:
+    """Each opcode byte's method (unbound, looked up once per class, not once per pickle scanned)."""
+    table = _OPCODE_TABLES.get(machine)
+    if table is None:
+        table = tuple(getattr(machine, "op_" + n) if n and n != "STOP" else None for n in _NAME_BY_BYTE)
+        _OPCODE_TABLES[machine] = table
+    return table
