@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from modelshield.formats.base import FormatHandler
 
 HASH_CHUNK = 4 * 1024 * 1024
+INLINE_HASH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -122,13 +123,17 @@ def _walk(root: Path) -> Iterator[FileTarget]:
 class _BackgroundHash:
     """SHA-256 of a blob computed in a thread while parsing goes on. It reads through the blob's own
     positional reader (hashlib and pread release the GIL), so no page of the file is mapped into the
-    process just to be hashed."""
+    process just to be hashed. A small file is hashed at once: a thread would cost more than it saves."""
 
-    def __init__(self, reader: ByteReader) -> None:
+    def __init__(self, reader: ByteReader, size: int) -> None:
         self._digest: str | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(reader,), daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if size <= INLINE_HASH_BYTES:
+            self._run(reader)
+        else:
+            self._thread = threading.Thread(target=self._run, args=(reader,), daemon=True)
+            self._thread.start()
 
     def _run(self, reader: ByteReader) -> None:
         try:
@@ -141,7 +146,8 @@ class _BackgroundHash:
             self._error = exc
 
     def result(self) -> str:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
         assert self._digest is not None
@@ -180,7 +186,8 @@ def scan_target(
         with open_file_blob(target.path, target.display) as blob:
             opened = _stamp_of(blob)
             reuse = known if options.compute_hash and known is not None and known.stamp == opened else None
-            hasher = _BackgroundHash(blob.stream()) if options.compute_hash and reuse is None else None
+            hashing = options.compute_hash and reuse is None
+            hasher = _BackgroundHash(blob.stream(), blob.size) if hashing else None
             ctx = ScanContext(
                 limits=options.limits, policy=policy, deep=options.deep, folder=target.path.parent
             )
