@@ -114,9 +114,9 @@ def test_without_hashes_nothing_is_hashed_and_copies_are_scanned_on_their_own(
 class _CountingHash(scanner._BackgroundHash):
     started: list[int] = []
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Any, size: int) -> None:
         type(self).started.append(1)
-        super().__init__(reader)
+        super().__init__(reader, size)
 
 
 @pytest.fixture
