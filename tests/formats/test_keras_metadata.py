@@ -156,3 +156,10 @@ def test_findings_before_a_limit_are_kept(tmp_path: Path) -> None:
     result = scan_bytes(tmp_path, data, limits=Limits(max_config_nodes=50))
     assert where(result) == [("KERAS-LAMBDA", ("root.layer-0",), "(Lambda lambda)")]
     assert [i.kind for i in result.issues] == ["limit"]
+
+
+def test_padding_past_the_sniff_budget_does_not_hide_the_nodes(tmp_path: Path) -> None:
+    padding = kms.number(9, 1) * 70_000  # more well-formed fields than the sniffer walks
+    result = scan_bytes(tmp_path, padding + kms.LAMBDA_OS, name="data.bin")
+    assert result.tree.format == "keras-metadata"
+    assert [f.rule_id for f in result.findings] == ["KERAS-LAMBDA"]

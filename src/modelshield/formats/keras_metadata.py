@@ -53,7 +53,9 @@ def sniff(blob: Blob) -> bool:
             if f.number == NODES and f.wire_type == LEN:
                 return _looks_like_node(reader, f)
     except ProtobufError:
-        return IDENTIFIER_PREFIX.encode() in blob.head(SNIFF_HEAD)
+        # Past the budget every field so far was well formed: padding in front of the nodes, which the
+        # loader skips. It is claimed, so the scan (held to the file's limits) judges what follows.
+        return reader.fields_read > MAX_SNIFF_FIELDS or IDENTIFIER_PREFIX.encode() in blob.head(SNIFF_HEAD)
     return False
 
 
