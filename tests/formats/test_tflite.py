@@ -81,3 +81,19 @@ def test_broken_flatbuffer_is_malformed_and_not_clean(tmp_path: Path) -> None:
     file = scan_one(samples.write(tmp_path, "t.tflite", samples.truncated()))
     assert [f.rule_id for f in file.findings] == ["TFLITE-MALFORMED"]
     assert file.issues and file.verdict is Verdict.SUSPICIOUS
+
+
+def test_flex_print_into_a_file_through_large_layout_options(tmp_path: Path) -> None:
+    """The >2 GB layout keeps an operator's NodeDef after the FlatBuffer (large_custom_options_offset)."""
+    target = b"file:///tmp/modelshield-marker.txt"
+    file = scan_one(samples.write(tmp_path, "p.tflite", samples.flex_print_large_options(target)))
+    high = [(f.rule_id, f.location.detail, f.evidence) for f in file.findings if f.severity is Severity.HIGH]
+    assert high == [("TFLITE-FLEX-OP", "subgraphs[0].operators[0]", target.decode())]
+
+
+def test_large_layout_options_past_the_end(tmp_path: Path) -> None:
+    data = samples.flex_print_large_options(b"file:///x", out_of_range=True)
+    file = scan_one(samples.write(tmp_path, "o.tflite", data))
+    assert ("TFLITE-BUFFER-LAYOUT", "subgraphs[0].operators[0]") in [
+        (f.rule_id, f.location.detail) for f in file.findings
+    ]

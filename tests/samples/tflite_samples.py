@@ -104,6 +104,7 @@ def model(
     opcode_indices: list[int] | None = None,
     tensor_buffers: list[int] | None = None,
     buffers: list[tuple[bytes | None, int, int]] | None = None,
+    large_options: tuple[int, int] | None = None,
 ) -> bytes:
     """A model: operator codes (builtin, custom name), one subgraph, buffers (data, offset, size)."""
     codes = [(BUILTIN_ADD, None)] if codes is None else codes
@@ -126,6 +127,9 @@ def model(
         T({0: ("I", index), 1: ("ref", Scalars("i", [0, 0])), 2: ("ref", Scalars("i", [1]))})
         for index in opcode_indices
     ]
+    if large_options is not None:  # the first operator's custom options, in the >2 GB layout
+        operators[0].fields[9] = ("Q", large_options[0])
+        operators[0].fields[10] = ("Q", large_options[1])
     subgraph = T(
         {
             0: ("ref", tensors),
@@ -165,6 +169,20 @@ def large_layout(out_of_range: bool = False, overlap: bool = False) -> bytes:
     data = model(buffers=[(None, 0, 0), (None, base, 16), (None, second, size)])
     assert len(data) == head_size
     return data + bytes(base - len(data)) + bytes(range(32))
+
+
+def flex_print_large_options(target: bytes, out_of_range: bool = False) -> bytes:
+    """A Flex PrintV2 whose NodeDef (custom options) follows the FlatBuffer, in the large layout, with
+    output_stream `target` (a length-prefixed string, as protobuf writes it)."""
+    attribute = b"\x2a\x1d\x0a\x0doutput_stream\x12" + bytes([len(target)]) + target
+    options = b"\x0a\x05print\x12\x07PrintV2" + attribute
+    codes = [(BUILTIN_CUSTOM, "FlexPrintV2")]
+    head_size = len(model(codes=codes, large_options=(1 << 20, 16)))
+    base = head_size + (-head_size % 16)
+    size = len(options) + (4096 if out_of_range else 0)
+    data = model(codes=codes, large_options=(base, size))
+    assert len(data) == head_size
+    return data + bytes(base - len(data)) + options
 
 
 def write(directory: Path, name: str, data: bytes) -> Path:

@@ -37,6 +37,9 @@ CODE_DEPRECATED_BUILTIN, CODE_CUSTOM, CODE_BUILTIN = 0, 1, 3
 SUBGRAPH_TENSORS, SUBGRAPH_OPERATORS = 0, 3
 TENSOR_BUFFER = 2
 OPERATOR_OPCODE_INDEX, OPERATOR_CUSTOM_OPTIONS = 0, 5
+OPERATOR_LARGE_OPTIONS_OFFSET, OPERATOR_LARGE_OPTIONS_SIZE = 9, 10
+"""The >2 GB layout: an operator's custom options lie after the FlatBuffer, at this offset of the file."""
+MAX_OPTIONS_READ = 1 << 20
 # PrintV2 writes into the file named by its output_stream attribute when it starts with this; the Flex
 # delegate keeps the op's NodeDef verbatim (protobuf strings are raw bytes) in the custom options.
 PRINT_TO_FILE = b"file://"
@@ -202,8 +205,15 @@ def _subgraphs(walk: _Walk, model: Table, op_count: int, buffer_count: int) -> N
             assert operators is not None
             operator = operators.table(o)
             index = operator.scalar(OPERATOR_OPCODE_INDEX, "I")
+            where = f"subgraphs[{s}].operators[{o}]"
+            large = _large_options(walk, operator, where)
             if index in walk.flex_print_codes:
-                _check_print_to_file(walk, operator, f"subgraphs[{s}].operators[{o}]")
+                options = operator.vector(OPERATOR_CUSTOM_OPTIONS, 1, "custom_options")
+                if options is not None:
+                    data = bytes(walk.fb.data[options.start : options.start + options.count])
+                    _check_print_to_file(walk, data, options.start, where)
+                if large is not None:
+                    _check_print_to_file(walk, walk.blob.read_at(large[0], large[1]), large[0], where)
             if index >= op_count:
                 walk.report(
                     rules.MALFORMED,
@@ -230,18 +240,34 @@ def _subgraphs(walk: _Walk, model: Table, op_count: int, buffer_count: int) -> N
                 )
 
 
-def _check_print_to_file(walk: _Walk, operator: Table, detail: str) -> None:
-    options = operator.vector(OPERATOR_CUSTOM_OPTIONS, 1, "custom_options")
-    if options is None:
-        return
-    data = walk.fb.data[options.start : options.start + options.count]
-    at = bytes(data).find(PRINT_TO_FILE)
+def _large_options(walk: _Walk, operator: Table, detail: str) -> tuple[int, int] | None:
+    """(offset, bytes to read) of an operator's custom options in the large layout, when they lie in the
+    file; options said to lie past its end are reported (the interpreter would read outside the model)."""
+    offset = operator.scalar(OPERATOR_LARGE_OPTIONS_OFFSET, "Q")
+    length = operator.scalar(OPERATOR_LARGE_OPTIONS_SIZE, "Q")
+    if offset <= 1:  # 0 and 1 mean "no external data" in the converter's layout
+        return None
+    size = walk.blob.size
+    if offset + length > size:
+        walk.report(
+            rules.BUFFER_LAYOUT,
+            operator.at,
+            detail,
+            f"the operator's custom options span bytes {offset}..{offset + length} but the file has {size}",
+            evidence=f"large_custom_options_offset={offset} large_custom_options_size={length}",
+        )
+        return None
+    return offset, min(length, MAX_OPTIONS_READ)
+
+
+def _check_print_to_file(walk: _Walk, data: bytes, start: int, detail: str) -> None:
+    at = data.find(PRINT_TO_FILE)
     if at < 0:
         return
     target = bytes(data[at : at + min(_string_length(data, at), MAX_SHOWN_PATH)]).decode("utf-8", "replace")
     walk.report(
         rules.FLEX_OP,
-        options.start + at,
+        start + at,
         detail,
         f"the model runs TensorFlow op 'PrintV2' through the Flex delegate with output_stream {target!r}: "
         "it writes tensors into that file on the host",
