@@ -163,3 +163,10 @@ def test_padding_past_the_sniff_budget_does_not_hide_the_nodes(tmp_path: Path) -
     result = scan_bytes(tmp_path, padding + kms.LAMBDA_OS, name="data.bin")
     assert result.tree.format == "keras-metadata"
     assert [f.rule_id for f in result.findings] == ["KERAS-LAMBDA"]
+
+
+def test_a_long_pickle_that_also_reads_as_protobuf_fields_stays_a_pickle(tmp_path: Path) -> None:
+    from tests.samples import limit_samples
+
+    result = scan_bytes(tmp_path, limit_samples.pickle_of_empty_dicts(100_000), name="model.pkl")
+    assert result.tree.format == "pickle"

@@ -53,10 +53,20 @@ def sniff(blob: Blob) -> bool:
             if f.number == NODES and f.wire_type == LEN:
                 return _looks_like_node(reader, f)
     except ProtobufError:
-        # Past the budget every field so far was well formed: padding in front of the nodes, which the
-        # loader skips. It is claimed, so the scan (held to the file's limits) judges what follows.
-        return reader.fields_read > MAX_SNIFF_FIELDS or IDENTIFIER_PREFIX.encode() in blob.head(SNIFF_HEAD)
+        if reader.fields_read > MAX_SNIFF_FIELDS:
+            return _padded(blob)
+        return IDENTIFIER_PREFIX.encode() in blob.head(SNIFF_HEAD)
     return False
+
+
+def _padded(blob: Blob) -> bool:
+    """Past the budget every field so far was well formed: padding in front of the nodes, which the
+    loader skips. It is claimed, so the scan (held to the file's limits) judges what follows; unless
+    the bytes also start a pickle (runs of some opcodes read as valid fields), which the pickle
+    handler then reads (a protobuf that is not a whole pickle comes out malformed, never clean)."""
+    from modelshield.formats.pickle import PROBE_BYTES, looks_like_pickle
+
+    return not looks_like_pickle(blob.head(PROBE_BYTES + 1))
 
 
 def _looks_like_node(reader: WireReader, node: WireField) -> bool:
