@@ -68,3 +68,30 @@ def test_large_pmml_streams(tmp_path: Path) -> None:
     )
     file = scan_one(samples.write(tmp_path, "big.pmml", samples.pmml(transformations=fields)))
     assert (file.findings, file.issues) == ((), ())
+
+
+def test_openvino_constants_inside_their_weights_file_are_clean(tmp_path: Path) -> None:
+    file = scan_one(samples.openvino_with_weights(tmp_path, (("0", "12"), ("12", "12"))))
+    assert (file.findings, file.issues, file.verdict) == ((), (), Verdict.CLEAN)
+
+
+def test_openvino_constants_past_the_weights_or_not_numbers(tmp_path: Path) -> None:
+    consts = (("0", "12"), ("16", "4096"), ("-8", "12"), ("0x10", "4"))
+    file = scan_one(samples.openvino_with_weights(tmp_path, consts))
+    assert [(f.rule_id, f.location.detail, f.evidence) for f in file.findings] == [
+        ("OPENVINO-WEIGHTS-RANGE", "layer 'n4' (Const)", "offset=16 size=4096"),
+        ("OPENVINO-WEIGHTS-RANGE", "layer 'n5' (Const)", "offset=-8 size=12"),
+        ("OPENVINO-WEIGHTS-RANGE", "layer 'n6' (Const)", "offset=0x10 size=4"),
+    ]
+
+
+def test_openvino_weights_reached_by_a_link_out_of_the_folder_are_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "big.bin").write_bytes(bytes(1 << 16))
+    model = tmp_path / "model"
+    model.mkdir()
+    samples.write(model, "model.xml", samples.openvino_ir(consts=(("16", "4096"),)))
+    (model / "model.bin").symlink_to(outside / "big.bin")
+    [file] = scan(model / "model.xml", compute_hash=False).files
+    assert file.findings == ()  # the range is judged against no weights file: the link leaves the folder

@@ -6,14 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def openvino_ir(layers: list[tuple[str, str]] | None = None, ir_version: int = 11) -> bytes:
-    """A network of (type, version) layers, wired in a chain like `ovc` writes them."""
+def openvino_ir(
+    layers: list[tuple[str, str]] | None = None,
+    ir_version: int = 11,
+    consts: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    """A network of (type, version) layers, wired in a chain like `ovc` writes them; `consts` adds a
+    Const layer per (offset, size) into the .bin weights, as `ovc` writes each constant."""
     layers = layers or [("Parameter", "opset1"), ("Relu", "opset1"), ("Result", "opset1")]
+    ranges = [("", "")] * len(layers) + list(consts)
+    layers = layers + [("Const", "opset1")] * len(consts)
     parts = [f'<?xml version="1.0"?>\n<net name="tiny" version="{ir_version}">\n\t<layers>\n']
-    for i, (op, version) in enumerate(layers):
+    for i, ((op, version), (offset, size)) in enumerate(zip(layers, ranges, strict=True)):
+        weights = f' offset="{offset}" size="{size}"' if op == "Const" else ""
         parts.append(
             f'\t\t<layer id="{i}" name="n{i}" type="{op}" version="{version}">\n'
-            '\t\t\t<data shape="1,3" element_type="f32" />\n'
+            f'\t\t\t<data shape="1,3" element_type="f32"{weights} />\n'
             f'\t\t\t<output><port id="0" precision="FP32"><dim>1</dim><dim>3</dim></port></output>\n'
             "\t\t</layer>\n"
         )
@@ -67,11 +75,18 @@ def write(directory: Path, name: str, data: bytes) -> Path:
     return path
 
 
+def openvino_with_weights(directory: Path, consts: tuple[tuple[str, str], ...], weights: int = 24) -> Path:
+    """`model.xml` with its `model.bin` of `weights` bytes beside it (two f32[3] constants fit)."""
+    write(directory, "model.bin", bytes(range(weights)))
+    return write(directory, "model.xml", openvino_ir(consts=consts))
+
+
 RULE_SAMPLES = {
     "XML-DOCTYPE": lambda d: write(d, "laughs.pmml", BILLION_LAUGHS),
     "OPENVINO-CUSTOM-LAYER": lambda d: write(
         d, "custom.xml", openvino_ir([("Parameter", "opset1"), ("MyOp", "extension"), ("Result", "opset1")])
     ),
+    "OPENVINO-WEIGHTS-RANGE": lambda d: openvino_with_weights(d, (("0", "12"), ("16", "4096"))),
     "PMML-SCRIPT": lambda d: write(d, "script.pmml", pmml(extension=SCRIPT_EXTENSION)),
     "PMML-CODE-FUNCTION": lambda d: write(d, "java.pmml", pmml(transformations=JAVA_FUNCTION)),
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelshield.analysis.callables import CallableJudge, Judgement
@@ -65,8 +66,9 @@ Sinh Slice SliceScatter SoftPlus SoftSign Softmax SpaceToBatch SpaceToDepth Spar
 SquaredDifference Squeeze StridedSlice StringTensorPack StringTensorUnpack Subtract Swish Tan Tanh
 TensorIterator Tile TopK Transpose Unique Unsqueeze VariadicSplit
 """
-OPENVINO_OPS = frozenset(_OPENVINO_OPS.split())
-"""Operations of the standard OpenVINO opsets (opset1 to opset16)."""
+OPENVINO_OPS = frozenset([*_OPENVINO_OPS.split(), "Const"])
+"""Operations of the standard OpenVINO opsets (opset1 to opset16); the IR writes opset1's Constant as
+`type="Const"` (every model with weights has them)."""
 _LEGACY_IR_LAYERS = """
 Input Const Output Convolution Deconvolution Pooling ReLU Activation FullyConnected ScaleShift Eltwise Power
 Norm SoftMax Permute Flatten Reshape Concat Split Crop Tile BatchNormalization PReLU Clamp Interp Resample
@@ -101,6 +103,8 @@ class _State:
     applied: dict[str, str] = field(default_factory=dict)
     defined: set[str] = field(default_factory=set)
     extensions: int = 0
+    weights_size: int | None = None
+    """Size of the .bin beside an OpenVINO .xml on disk (what the runtime maps), when there is one."""
 
     def report(
         self, rule: Rule, detail: str, message: str, evidence: str, severity: Severity | None = None
@@ -123,7 +127,7 @@ def scan(blob: Blob, ctx: ScanContext) -> Iterator[ScanEvent]:
         return
     import xml.etree.ElementTree as ET  # noqa: S405 - only after any DTD/entity is refused (below)
 
-    state = _State(blob, ctx)
+    state = _State(blob, ctx, weights_size=_weights_size(blob, ctx))
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))  # noqa: S314 - fed only bytes with no DTD (below)
     stack: list[ET.Element] = []
     capture = 0  # depth inside elements whose text is judged at their end (PMML Extension)
@@ -184,6 +188,8 @@ def _on_event(state: _State, event: str, element: ET.Element, stack: list[ET.Ele
             if tag == "net":
                 state.ir_version = _int(element.get("version"))
         stack.append(element)
+        if state.root == "net" and tag == "data" and len(stack) > 1 and _local(stack[-2].tag) == "layer":
+            _const_range(state, stack[-2], element)  # read at its start: children are cleared at their end
         if state.root == "PMML":
             _pmml_start(state, tag, element)
             if tag == "Extension":
@@ -208,6 +214,43 @@ def _int(text: str | None) -> int:
         return int(text or "0")
     except ValueError:
         return 0
+
+
+def _weights_size(blob: Blob, ctx: ScanContext) -> int | None:
+    """The size of `<name>.bin` beside a scanned `<name>.xml`, as read_model finds it by default; only a
+    regular file that resolves inside the folder counts."""
+    if ctx.folder is None or len(blob.chain) != 1:
+        return None
+    try:
+        root = ctx.folder.resolve(strict=True)
+        weights = (ctx.folder / Path(blob.chain[0]).with_suffix(".bin").name).resolve(strict=True)
+        if not weights.is_relative_to(root) or not weights.is_file():
+            return None
+        return weights.stat().st_size
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _const_range(state: _State, layer: ET.Element, data: ET.Element) -> None:
+    if layer.get("type") != "Const" or (data.get("offset") is None and data.get("size") is None):
+        return
+    detail = f"layer {layer.get('name', '') or 'id ' + layer.get('id', '?')!r} (Const)"
+    raw = f"offset={data.get('offset')!s} size={data.get('size')!s}"
+    try:
+        offset, size = int(data.get("offset", "")), int(data.get("size", ""))
+    except ValueError:
+        offset = size = -1
+    if offset < 0 or size < 0:
+        state.report(
+            rules.OPENVINO_WEIGHTS_RANGE, detail, "the constant's byte range is not two whole numbers", raw
+        )
+    elif state.weights_size is not None and offset + size > state.weights_size:
+        state.report(
+            rules.OPENVINO_WEIGHTS_RANGE,
+            detail,
+            f"the constant reads bytes {offset}..{offset + size} of a {state.weights_size}-byte weights file",
+            raw,
+        )
 
 
 def _openvino_layer(state: _State, layer: ET.Element) -> None:

@@ -37,6 +37,22 @@ OPENVINO_CUSTOM_LAYER = Rule(
     remediation="Review which extension implements the layer before loading the model.",
 )
 
+OPENVINO_WEIGHTS_RANGE = Rule(
+    id="OPENVINO-WEIGHTS-RANGE",
+    title="OpenVINO IR constant lies outside its weights file",
+    severity=Severity.MEDIUM,
+    category=Category.EXPLOIT,
+    confidence=Confidence.MEDIUM,
+    cwe="CWE-125",
+    description=(
+        "A Const layer's data names a byte range (offset, size) of the .bin weights file that is not a "
+        "pair of whole numbers, or that runs past the end of the .bin beside the .xml. The runtime reads "
+        "constants by these numbers from the mapped weights: current releases refuse such a model, "
+        "older ones and other IR readers read memory past the file. Honest converters never write it."
+    ),
+    remediation=_DONT_LOAD,
+)
+
 PMML_SCRIPT = Rule(
     id="PMML-SCRIPT",
     title="PMML document embeds a script",
@@ -65,4 +81,10 @@ PMML_CODE_FUNCTION = Rule(
     remediation=_DONT_LOAD,
 )
 
-RULES: tuple[Rule, ...] = (DOCTYPE, OPENVINO_CUSTOM_LAYER, PMML_SCRIPT, PMML_CODE_FUNCTION)
+RULES: tuple[Rule, ...] = (
+    DOCTYPE,
+    OPENVINO_CUSTOM_LAYER,
+    OPENVINO_WEIGHTS_RANGE,
+    PMML_SCRIPT,
+    PMML_CODE_FUNCTION,
+)
