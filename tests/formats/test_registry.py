@@ -113,6 +113,8 @@ def _sample_files(directory: Path) -> Iterator[Path]:
     extra.mkdir()
     for name, data in _extra_seeds().items():
         (extra / name).write_bytes(data)
+    for crash in sorted((ROOT / "tests" / "fuzz" / "crashes").glob("*")):
+        (extra / f"crash-{crash.name}").write_bytes(crash.read_bytes())  # what the fuzzers found
     yield from (p for p in sorted(directory.rglob("*")) if p.is_file() and not p.is_symlink())
 
 

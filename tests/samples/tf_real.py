@@ -32,7 +32,13 @@ INSTALL_TIMEOUT = 1800
 BUILD_TIMEOUT = 900
 PROVE_TIMEOUT = 300
 DONE = "samples.json"
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    # The test process sets KERAS_BACKEND=torch for its own keras samples; this venv has no torch.
+    "KERAS_BACKEND": "tensorflow",
+}
 
 # Marker files the payloads write or read, relative to the sample folder; payloads know them at build time.
 MARKERS = "markers"

@@ -88,8 +88,9 @@ def json_object(blob: Blob) -> bool:
 
 
 def markup(blob: Blob) -> bool:
-    """Text whose first character, after a byte-order mark and white space, opens an XML element."""
-    return text(blob) and blob.head(2048).lstrip(_BOM_AND_SPACE)[:1] == b"<"
+    """Content whose first character, after a byte-order mark and white space, opens an XML element (a
+    NUL later on does not stop an XML reader before it reports it)."""
+    return blob.head(2048).lstrip(_BOM_AND_SPACE)[:1] == b"<"
 
 
 def zip_like(blob: Blob) -> bool:
