@@ -49,7 +49,7 @@ _ONNX_FIRST_BYTES = frozenset(
 TF_KERAS_IDENTIFIER_PREFIX = b"_tf_keras_"
 """How every node identifier of a tf.keras `keras_metadata.pb` begins."""
 
-TEXT_PROBE = 512
+TEXT_PROBE = 4096
 """Every text sniffer refuses a NUL within at least this many first bytes."""
 _JSON_SPACE = b" \t\r\n"
 _BOM_AND_SPACE = b"\xef\xbb\xbf" + _JSON_SPACE
