@@ -45,3 +45,27 @@ def test_many_files_or_an_explicit_job_count_start_workers(tmp_path: Path) -> No
     few = small_tree(tmp_path / "few", 2)
     with pytest.raises(PoolStarted):
         scan_paths([few], options=ScanOptions(jobs=2, compute_hash=False))
+
+
+def test_bytes_to_hash_start_workers_unless_the_cache_holds_their_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    tree = small_tree(tmp_path / "t", 3)
+    monkeypatch.setattr(scanner, "WORKERS_MIN_HASHED_BYTES", 20)  # three small pickles are "many bytes"
+    options = ScanOptions(jobs=2, jobs_are_a_ceiling=True, cache_dir=tmp_path / "cache")
+    time.sleep(2.1)  # the cache keeps only hashes of files settled for two seconds (hash_cache.SETTLE_NS)
+    first = scan_paths([tree], options=options)  # workers: nothing is in the cache yet
+    assert [f.verdict.value for f in first.files] == ["clean"] * 3
+    started: list[int] = []
+    real = workers.WorkerPool
+
+    def counted(*args: object, **kwargs: object) -> object:
+        started.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workers, "WorkerPool", counted)
+    again = scan_paths([tree], options=options)
+    assert [f.sha256 for f in again.files] == [f.sha256 for f in first.files]
+    assert started == []  # a re-scan hashes nothing: no worker pays for its start-up

@@ -262,16 +262,16 @@ def scan_paths(
     scannable = sum(1 for target in listed if target.refusal is None)
     with ExitStack() as stack:
         pool = None
-        parallel = options.jobs > 1 and scannable > 1 and _workers_pay(listed, options)
+        cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
+        if cache is not None:
+            stack.enter_context(cache)
+        parallel = options.jobs > 1 and scannable > 1 and _workers_pay(listed, options, cache)
         if scannable and (options.isolate or parallel):
             from modelshield.engine.workers import WorkerPool
 
             workers = min(options.jobs - _parent_helps(options), scannable)
-            # Started first: the workers' start-up overlaps the stamping and hashing of the plan.
+            # Started before the plan: the workers' start-up overlaps its stamping and hashing.
             pool = stack.enter_context(WorkerPool(workers, options, policy))
-        cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
-        if cache is not None:
-            stack.enter_context(cache)
         plan = plan_scan(listed, options, cache)
         results = _ScanRun(listed, plan, policy, options, cache, on_file, pool).run()
     finished = ScanResult(
@@ -293,7 +293,9 @@ def _parent_helps(options: ScanOptions) -> bool:
     return options.jobs_are_a_ceiling and not options.isolate
 
 
-def _workers_pay(listed: Sequence[FileTarget], options: ScanOptions) -> bool:
+def _workers_pay(listed: Sequence[FileTarget], options: ScanOptions, cache: HashCache | None) -> bool:
+    """Whether worker processes pay for their start-up: many files, or many bytes still to hash (a file
+    whose hash the cache holds costs nothing to hash)."""
     if not options.jobs_are_a_ceiling:
         return True
     paths = [target.path for target in listed if target.refusal is None]
@@ -304,7 +306,9 @@ def _workers_pay(listed: Sequence[FileTarget], options: ScanOptions) -> bool:
     total = 0
     for path in paths:
         with suppress(OSError):
-            total += path.stat().st_size
+            stamp = FileStamp.of(os.stat(path))
+            if stamp is not None and (cache is None or cache.lookup(stamp) is None):
+                total += stamp.size
     return total >= WORKERS_MIN_HASHED_BYTES
 
 
