@@ -3,9 +3,13 @@ scripts in extensions and code-calling functions are reported."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from tests.samples import xml_model_samples as samples
 
 from modelshield import FileResult, Severity, Verdict, scan
@@ -95,3 +99,31 @@ def test_openvino_weights_reached_by_a_link_out_of_the_folder_are_not_read(tmp_p
     (model / "model.bin").symlink_to(outside / "big.bin")
     [file] = scan(model / "model.xml", compute_hash=False).files
     assert file.findings == ()  # the range is judged against no weights file: the link leaves the folder
+
+
+def test_real_openvino_ir_is_clean(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    file = scan_one(samples.real_openvino_ir(tmp_path))
+    assert (file.findings, file.issues, file.verdict) == ((), (), Verdict.CLEAN)
+
+
+def test_real_openvino_ir_with_a_constant_past_its_weights_is_refused_by_openvino_and_reported(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("openvino")
+    model = samples.real_openvino_ir(tmp_path)
+    weights = (tmp_path / "model.bin").stat().st_size
+    text = model.read_text()
+    first = re.search(r'offset="(\d+)" size="(\d+)"', text)
+    assert first is not None
+    model.write_text(text.replace(first.group(0), f'offset="{first.group(1)}" size="{weights * 4}"', 1))
+    file = scan_one(model)
+    assert [f.rule_id for f in file.findings] == ["OPENVINO-WEIGHTS-RANGE"]
+    loaded = subprocess.run(  # the real reader, in a child: it checks the range itself and refuses
+        [sys.executable, "-c", "import sys, openvino; openvino.Core().read_model(sys.argv[1])", str(model)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode != 0
+    assert "Incorrect weights in bin file" in loaded.stderr

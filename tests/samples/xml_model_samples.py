@@ -1,5 +1,6 @@
-"""OpenVINO IR and PMML documents written by hand to each format's schema (openvino and a PMML exporter
-are not installed here): benign ones as the tools write them, hostile ones one change away."""
+"""OpenVINO IR and PMML documents written by hand to each format's schema (no PMML exporter is installed
+here): benign ones as the tools write them, hostile ones one change away; and real OpenVINO IR written by
+openvino's own `save_model`."""
 
 from __future__ import annotations
 
@@ -79,6 +80,28 @@ def openvino_with_weights(directory: Path, consts: tuple[tuple[str, str], ...], 
     """`model.xml` with its `model.bin` of `weights` bytes beside it (two f32[3] constants fit)."""
     write(directory, "model.bin", bytes(range(weights)))
     return write(directory, "model.xml", openvino_ir(consts=consts))
+
+
+def real_openvino_ir(directory: Path) -> Path:
+    """`model.xml` + `model.bin` saved by openvino from a small network that uses the ops whose IR names
+    differ from their class names (Constant, Relu, PRelu, Softmax) next to common ones."""
+    import numpy as np
+    import openvino as ov
+    from openvino import opset1, opset8, opset13
+
+    x = opset13.parameter([1, 3, 8, 8], np.float32, name="x")
+    kernel = opset13.constant(np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32))
+    y = opset13.convolution(x, kernel, [1, 1], [1, 1], [1, 1], [1, 1])
+    y = opset13.relu(opset13.add(y, opset13.constant(np.ones((1, 4, 1, 1), np.float32))))
+    y = opset13.prelu(y, opset13.constant(np.full((1,), 0.1, np.float32)))
+    y = opset13.reshape(y, opset13.constant(np.array([1, 256], np.int64)), False)
+    dense = opset13.constant(np.random.default_rng(1).normal(size=(256, 10)).astype(np.float32))
+    y = opset1.softmax(opset13.matmul(y, dense, False, False), 1)
+    y = opset8.softmax(y, 1)
+    model = ov.Model([y], [x], "tiny")
+    path = directory / "model.xml"
+    ov.save_model(model, str(path), compress_to_fp16=False)
+    return path
 
 
 RULE_SAMPLES = {

@@ -66,9 +66,10 @@ Sinh Slice SliceScatter SoftPlus SoftSign Softmax SpaceToBatch SpaceToDepth Spar
 SquaredDifference Squeeze StridedSlice StringTensorPack StringTensorUnpack Subtract Swish Tan Tanh
 TensorIterator Tile TopK Transpose Unique Unsqueeze VariadicSplit
 """
-OPENVINO_OPS = frozenset([*_OPENVINO_OPS.split(), "Const"])
-"""Operations of the standard OpenVINO opsets (opset1 to opset16); the IR writes opset1's Constant as
-`type="Const"` (every model with weights has them)."""
+IR_TYPE_NAMES = frozenset({"Const", "PReLU", "ReLU", "SoftMax"})
+"""How the IR writer spells Constant, PRelu, Relu and Softmax (every model with weights has a Const)."""
+OPENVINO_OPS = frozenset(_OPENVINO_OPS.split()) | IR_TYPE_NAMES
+"""Operations of the standard OpenVINO opsets (opset1 to opset16), as the IR names them."""
 _LEGACY_IR_LAYERS = """
 Input Const Output Convolution Deconvolution Pooling ReLU Activation FullyConnected ScaleShift Eltwise Power
 Norm SoftMax Permute Flatten Reshape Concat Split Crop Tile BatchNormalization PReLU Clamp Interp Resample
