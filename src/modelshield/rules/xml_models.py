@@ -47,8 +47,8 @@ OPENVINO_WEIGHTS_RANGE = Rule(
     description=(
         "A Const layer's data names a byte range (offset, size) of the .bin weights file that is not a "
         "pair of whole numbers, or that runs past the end of the .bin beside the .xml. The runtime reads "
-        "constants by these numbers from the mapped weights: current releases refuse such a model, "
-        "older ones and other IR readers read memory past the file. Honest converters never write it."
+        "constants by these numbers from the mapped weights: openvino checks the range and refuses the "
+        "model; an IR reader that trusts the numbers reads past the file. Converters never write it."
     ),
     remediation=_DONT_LOAD,
 )
