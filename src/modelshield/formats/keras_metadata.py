@@ -1,6 +1,6 @@
 """Legacy tf.keras SavedModel metadata (`keras_metadata.pb`), recognised by content: every node's JSON.
 
-tf.keras (TF <= 2.15) and tf_keras write it next to saved_model.pb; `load_model(dir)` rebuilds each
+tf.keras (TF <= 2.15) and tf_keras write it next to saved_model.pb; loading the directory rebuilds each
 node from the Keras config in its metadata JSON, whatever the node's identifier says, so every node
 is judged with the Keras config judge (Lambda bytecode, modules and classes outside Keras).
 Wire layout, seen on files tf_keras 2.21 writes: `SavedMetadata { repeated SavedObject nodes = 1 }`,
