@@ -22,8 +22,8 @@ class ScanContext:
     deep: bool = False
     """Opt-in analyses that read tensor data (weights statistics) are on."""
     folder: Path | None = None
-    """The scanned file's folder on disk, where its loader finds side files (ONNX external data); None
-    when the bytes have no folder (a stream, a test buffer)."""
+    """The scanned file's folder on disk, where its loader finds side files (ONNX external data, an
+    OpenVINO .bin); None when the bytes have no folder (a stream, a test buffer)."""
     expanded_bytes: int = 0
     started: float = field(default_factory=time.monotonic)
     shared: dict[str, object] = field(default_factory=dict)
@@ -33,6 +33,19 @@ class ScanContext:
 
     def __post_init__(self) -> None:
         self.reads = ReadBudget(self.limits.max_bytes_read_per_file)
+
+    def side_file(self, blob: Blob, name: str) -> Path | None:
+        """The regular file `name` (relative) beside the scanned file, where a loader finds it, when
+        `blob` is that file itself and the name resolves inside its folder; links are followed only as
+        far as they stay inside it."""
+        if self.folder is None or len(blob.chain) != 1:
+            return None
+        try:
+            root = self.folder.resolve(strict=True)
+            target = (self.folder / name).resolve(strict=True)
+        except (OSError, RuntimeError, ValueError):
+            return None
+        return target if target.is_relative_to(root) and target.is_file() else None
 
     def where(self, blob: Blob, **position: object) -> Location:
         """A location inside `blob` (offset=, opcode_index=, opcode=, detail=)."""

@@ -10,7 +10,6 @@ import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from modelshield.analysis import weights
 from modelshield.analysis.protobuf import LEN, VARINT, ProtobufError, WireField, WireReader, signed64
@@ -524,7 +523,7 @@ def _deep_external(
         by_file.setdefault(location, []).append(tensor)
     for location, floats in by_file.items():
         chain = blob.child_chain(location)
-        side = _side_file(ctx.folder, location) if len(blob.chain) == 1 else None
+        side = ctx.side_file(blob, location)
         if side is None:
             yield ScanIssue(
                 "deep-unsupported",
@@ -543,19 +542,6 @@ def _deep_external(
 
             inside = [replace(t, read_at=read_at, chain=chain) for t in floats if t.offset + t.nbytes <= size]
             yield from weights.scan_tensors(blob, ctx, inside)
-
-
-def _side_file(folder: Path | None, location: str) -> Path | None:
-    """The regular file a (checked, relative) external data location names, if it resolves inside the
-    model's folder; links are followed only as far as they stay inside it."""
-    if folder is None:
-        return None
-    try:
-        root = folder.resolve(strict=True)
-        target = (folder / location).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    return target if target.is_relative_to(root) and target.is_file() else None
 
 
 def _path_problem(path: str) -> str | None:

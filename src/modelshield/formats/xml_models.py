@@ -218,17 +218,11 @@ def _int(text: str | None) -> int:
 
 
 def _weights_size(blob: Blob, ctx: ScanContext) -> int | None:
-    """The size of `<name>.bin` beside a scanned `<name>.xml`, as read_model finds it by default; only a
-    regular file that resolves inside the folder counts."""
-    if ctx.folder is None or len(blob.chain) != 1:
-        return None
+    """The size of `<name>.bin` beside a scanned `<name>.xml`, where read_model finds it by default."""
     try:
-        root = ctx.folder.resolve(strict=True)
-        weights = (ctx.folder / Path(blob.chain[0]).with_suffix(".bin").name).resolve(strict=True)
-        if not weights.is_relative_to(root) or not weights.is_file():
-            return None
-        return weights.stat().st_size
-    except (OSError, RuntimeError, ValueError):
+        weights = ctx.side_file(blob, Path(blob.chain[0]).with_suffix(".bin").name)
+        return weights.stat().st_size if weights is not None else None
+    except (OSError, ValueError):
         return None
 
 
