@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.engine import hash_cache
+from modelshield.engine import sqlite_cache
 from modelshield.engine.hash_cache import (
     CACHE_FILE,
     FileStamp,
@@ -107,7 +107,7 @@ def test_an_unusable_cache_directory_warns_once(tmp_path: Path, caplog: pytest.L
 def test_a_locked_cache_drops_the_writes_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(hash_cache, "BUSY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(sqlite_cache, "BUSY_TIMEOUT_SECONDS", 0.05)
     with HashCache(tmp_path) as cache:
         cache.store(_stamp(), DIGEST)
     holder = sqlite3.connect(tmp_path / CACHE_FILE, isolation_level=None)

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelshield.engine.blob import Blob
 from modelshield.engine.findings import Location
+from modelshield.engine.hash_cache import FileStamp
 from modelshield.engine.limits import LimitExceeded, Limits, ReadBudget
 from modelshield.policy.model import Policy
+
+
+@dataclass(frozen=True)
+class SideFileSeen:
+    """A side file a handler looked for beside the scanned file, and the state of what it found there
+    (None: no usable file). A stored result is valid only while every side file is still so."""
+
+    name: str
+    stamp: FileStamp | None
+
+    def still_so(self, folder: Path) -> bool:
+        """Whether the name still leads, from `folder`, to a file in exactly the same state."""
+        target = resolve_side_file(folder, self.name)
+        try:
+            now = FileStamp.of(os.stat(target)) if target is not None else None
+        except OSError:
+            now = None
+        return now == self.stamp
+
+
+def resolve_side_file(folder: Path, name: str) -> Path | None:
+    """The regular file `name` (relative) in `folder`, when it resolves inside it; links are followed
+    only as far as they stay inside."""
+    try:
+        root = folder.resolve(strict=True)
+        target = (folder / name).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return target if target.is_relative_to(root) and target.is_file() else None
 
 
 @dataclass
@@ -30,6 +61,8 @@ class ScanContext:
     """Per-file state handlers share, keyed by the owning module (a callable judge, parsed headers)."""
     reads: ReadBudget = field(init=False)
     """Bytes handlers read from this file and its members (decompressed ones included)."""
+    side_files_seen: list[SideFileSeen] = field(default_factory=list)
+    """Every side file handlers looked for: the result depends on them as well as on the file."""
 
     def __post_init__(self) -> None:
         self.reads = ReadBudget(self.limits.max_bytes_read_per_file)
@@ -40,12 +73,13 @@ class ScanContext:
         far as they stay inside it."""
         if self.folder is None or len(blob.chain) != 1:
             return None
+        target = resolve_side_file(self.folder, name)
         try:
-            root = self.folder.resolve(strict=True)
-            target = (self.folder / name).resolve(strict=True)
-        except (OSError, RuntimeError, ValueError):
-            return None
-        return target if target.is_relative_to(root) and target.is_file() else None
+            stamp = FileStamp.of(os.stat(target)) if target is not None else None
+        except OSError:
+            stamp = None
+        self.side_files_seen.append(SideFileSeen(name, stamp))
+        return target
 
     def where(self, blob: Blob, **position: object) -> Location:
         """A location inside `blob` (offset=, opcode_index=, opcode=, detail=)."""

@@ -30,6 +30,9 @@ class FileResult:
     findings: tuple[Finding, ...]
     issues: tuple[ScanIssue, ...]
     duration_seconds: float = 0.0
+    from_cache: bool = False
+    """Taken from the result cache: stored by an earlier scan of the same content under the same
+    scanner build, policy, limits and options (engine/result_cache.py); nothing was parsed this time."""
 
     @property
     def verdict(self) -> Verdict:

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from enum import Enum
 from typing import Any, TypeVar
 
+from modelshield.engine.context import SideFileSeen
 from modelshield.engine.findings import (
     Category,
     Confidence,
@@ -17,7 +18,7 @@ from modelshield.engine.findings import (
     Severity,
     Suppression,
 )
-from modelshield.engine.hash_cache import is_sha256
+from modelshield.engine.hash_cache import FileStamp, is_sha256
 from modelshield.engine.result import FileResult, FormatNode
 
 MAX_TREE_DEPTH = 256
@@ -54,6 +55,9 @@ def decode_file_result(data: object) -> FileResult:
         duration = fields["duration_seconds"]
         if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < 1e9:
             raise ResultDecodeError("duration_seconds is not a non-negative number")
+        from_cache = fields["from_cache"]
+        if not isinstance(from_cache, bool):
+            raise ResultDecodeError("from_cache is not a boolean")
         return FileResult(
             path=_str(fields, "path"),
             size=size,
@@ -62,12 +66,15 @@ def decode_file_result(data: object) -> FileResult:
             findings=tuple(_decode_finding(f) for f in _list(fields, "findings")),
             issues=tuple(_decode_issue(i) for i in _list(fields, "issues")),
             duration_seconds=float(duration),
+            from_cache=from_cache,
         )
     except RecursionError:
         raise ResultDecodeError("nesting too deep") from None
 
 
-_FILE_KEYS = frozenset({"path", "size", "sha256", "tree", "findings", "issues", "duration_seconds"})
+_FILE_KEYS = frozenset(
+    {"path", "size", "sha256", "tree", "findings", "issues", "duration_seconds", "from_cache"}
+)
 _NODE_KEYS = frozenset({"name", "format", "size", "children"})
 _LOCATION_KEYS = frozenset({"chain", "offset", "opcode_index", "opcode", "detail"})
 _FINDING_KEYS = frozenset(
@@ -86,6 +93,43 @@ _FINDING_KEYS = frozenset(
 )
 _SUPPRESSION_KEYS = frozenset({"reason", "source", "expires", "expired"})
 _ISSUE_KEYS = frozenset({"kind", "message", "location"})
+
+
+def encode_stamp(stamp: FileStamp | None) -> list[int] | None:
+    """A file stamp as a list of its five integers (None stays None)."""
+    if stamp is None:
+        return None
+    return [stamp.device, stamp.inode, stamp.size, stamp.mtime_ns, stamp.ctime_ns]
+
+
+def decode_stamp(data: object) -> FileStamp | None:
+    """The FileStamp `encode_stamp` gave `data` for; raises ResultDecodeError on anything else."""
+    if data is None:
+        return None
+    if (
+        not isinstance(data, list)
+        or len(data) != 5
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in data)
+    ):
+        raise ResultDecodeError("a file stamp is not a list of five integers")
+    return FileStamp(*data)
+
+
+def encode_side_files(side_files: tuple[SideFileSeen, ...]) -> list[list[object]]:
+    """Side files looked for, as [name, stamp] pairs."""
+    return [[seen.name, encode_stamp(seen.stamp)] for seen in side_files]
+
+
+def decode_side_files(data: object) -> tuple[SideFileSeen, ...]:
+    """The side files `encode_side_files` gave `data` for; raises ResultDecodeError on anything else."""
+    if not isinstance(data, list):
+        raise ResultDecodeError("side files are not a list")
+    out = []
+    for item in data:
+        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
+            raise ResultDecodeError("a side file is not a [name, stamp] pair")
+        out.append(SideFileSeen(item[0], decode_stamp(item[1])))
+    return tuple(out)
 
 
 def _decode_node(data: object, depth: int) -> FormatNode:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelshield.engine.blob import ByteReader, FileBlob, open_file_blob
-from modelshield.engine.context import ScanContext
+from modelshield.engine.context import ScanContext, SideFileSeen
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.hash_cache import FileStamp, HashCache, StampedHash
 from modelshield.engine.limits import DEFAULT_LIMITS, Limits
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
+from modelshield.engine.result_cache import ResultCache, StoredScan
 from modelshield.errors import UsageError
 from modelshield.policy.apply import apply_policy
 from modelshield.policy.model import Policy
@@ -55,8 +56,11 @@ class ScanOptions:
     """Scan every file in a child process held to the limits' child memory, CPU and wall-clock bounds."""
     hash_cache: bool = True
     """Keep files' hashes by stamp (device, inode, size, mtime, ctime): an unchanged file is hashed once."""
+    result_cache: bool = True
+    """Keep finished results by content hash and scan settings: content already scanned is not parsed
+    again (used only with hashing and the hash cache, which say what the content is without reading it)."""
     cache_dir: Path | None = None
-    """Where the hash cache lives (default: `hash_cache.default_cache_dir()`)."""
+    """Where the caches live (default: `sqlite_cache.default_cache_dir()`)."""
     handlers_module: str = "modelshield.formats"
     """The module whose HANDLERS scan each file, in this process and in workers (tests bring their own)."""
 
@@ -156,12 +160,26 @@ class _BackgroundHash:
 
 @dataclass(frozen=True)
 class ScannedFile:
-    """A file's result and, when this scan hashed a file that did not change while it was read, that
-    hash with the file's stamp and the wall-clock time hashing began (for the hash cache)."""
+    """A file's result and what the caches need from its scan: the file's stamp when its content did
+    not change while it was scanned, the wall-clock time the scan began, the side files handlers looked
+    for, and (when this scan hashed the file) that hash."""
 
     result: FileResult
     fresh_hash: StampedHash | None = None
     hashing_began_ns: int = 0
+    scanned_stamp: FileStamp | None = None
+    side_files: tuple[SideFileSeen, ...] = ()
+
+    def settled(self) -> bool:
+        """Whether the content scanned is the content hashed, and it and every side file changed long
+        enough before the scan to key a cache by their stamps (see FileStamp.settled_before)."""
+        began = self.hashing_began_ns
+        stamp = self.scanned_stamp
+        return (
+            stamp is not None
+            and stamp.settled_before(began)
+            and all(seen.stamp is None or seen.stamp.settled_before(began) for seen in self.side_files)
+        )
 
 
 def scan_file(target: FileTarget, dispatcher: Dispatcher, policy: Policy, options: ScanOptions) -> FileResult:
@@ -193,7 +211,7 @@ def scan_target(
             )
             scanned = dispatcher.scan(blob, ctx)
             digest = reuse.sha256 if reuse is not None else hasher.result() if hasher else None
-            unchanged = hasher is not None and opened is not None and _stamp_of(blob) == opened
+            unchanged = opened if opened is not None and _stamp_of(blob) == opened else None
     except OSError as exc:
         issue = ScanIssue("io", f"cannot read: {exc.strerror or exc}", Location((target.display,)))
         return ScannedFile(not_scanned(target.display, "unreadable", issue))
@@ -206,8 +224,8 @@ def scan_target(
         issues=tuple(scanned.issues),
         duration_seconds=round(time.monotonic() - started, 6),
     )
-    fresh = StampedHash(opened, digest) if unchanged and digest is not None and opened is not None else None
-    return ScannedFile(result, fresh, hashing_began)
+    fresh = StampedHash(unchanged, digest) if hasher and unchanged and digest is not None else None
+    return ScannedFile(result, fresh, hashing_began, unchanged, tuple(ctx.side_files_seen))
 
 
 def refused(target: FileTarget) -> FileResult:
@@ -265,6 +283,9 @@ def scan_paths(
         cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
         if cache is not None:
             stack.enter_context(cache)
+        stored = _result_cache(policy, options) if cache is not None and options.result_cache else None
+        if stored is not None:
+            stack.enter_context(stored)
         parallel = options.jobs > 1 and scannable > 1 and _workers_pay(listed, options, cache)
         if scannable and (options.isolate or parallel):
             from modelshield.engine.workers import WorkerPool
@@ -273,7 +294,7 @@ def scan_paths(
             # Started before the plan: the workers' start-up overlaps its stamping and hashing.
             pool = stack.enter_context(WorkerPool(workers, options, policy))
         plan = plan_scan(listed, options, cache)
-        results = _ScanRun(listed, plan, policy, options, cache, on_file, pool).run()
+        results = _ScanRun(listed, plan, policy, options, (cache, stored), on_file, pool).run()
     finished = ScanResult(
         files=tuple(results),
         tool_version=__version__,
@@ -281,6 +302,13 @@ def scan_paths(
         duration_seconds=round(time.monotonic() - started, 6),
     )
     return apply_policy(finished, policy, today or datetime.now(timezone.utc).date())
+
+
+def _result_cache(policy: Policy, options: ScanOptions) -> ResultCache:
+    from modelshield.engine.scan_settings import scan_settings_key
+
+    settings = scan_settings_key(policy, options.limits, options.deep, options.handlers_module)
+    return ResultCache(settings, options.cache_dir)
 
 
 WORKERS_MIN_FILES = 64
@@ -427,7 +455,7 @@ class _ScanRun:
         plan: ScanPlan,
         policy: Policy,
         options: ScanOptions,
-        cache: HashCache | None,
+        caches: tuple[HashCache | None, ResultCache | None],
         on_file: Callable[[FileResult], None] | None,
         pool: WorkerPool | None,
     ) -> None:
@@ -436,7 +464,7 @@ class _ScanRun:
         self._plan = plan
         self._policy = policy
         self._options = options
-        self._cache = cache
+        self._cache, self._stored = caches
         self._on_file = on_file
         self._results: list[FileResult | None] = [None] * len(targets)
         self._copies: dict[int, list[int]] = defaultdict(list)
@@ -445,6 +473,8 @@ class _ScanRun:
 
     def run(self) -> list[FileResult]:
         pending = [i for i in range(len(self._targets)) if i not in self._plan.copy_of]
+        if self._stored is not None:
+            pending = [i for i in pending if not self._reuse(i)]
         while pending:
             pending = self._scan(pending)  # copies whose original changed under the scan come back
         return [result for result in self._results if result is not None]
@@ -479,6 +509,30 @@ class _ScanRun:
                 leftovers += self._finish(in_workers[position], scanned)
         return leftovers
 
+    def _reuse(self, index: int) -> bool:
+        """Finish a file from the result cache when its content (by the hash cache) was scanned before
+        under the same settings and the file is still in the state the hash is known for."""
+        assert self._stored is not None
+        started = time.monotonic()
+        known = self._plan.known.get(index)
+        if known is None or self._targets[index].refusal is not None:
+            return False
+        stored = self._stored.lookup(known.sha256)
+        target = self._targets[index]
+        if stored is None or not stored.reusable_for(target.path):
+            return False
+        try:
+            if FileStamp.of(os.stat(target.path)) != known.stamp:
+                return False
+        except OSError:
+            return False
+        result = stored.result
+        if result.path != target.display:
+            result = as_copy(result, target.display)
+        result = replace(result, duration_seconds=round(time.monotonic() - started, 6), from_cache=True)
+        # Copies of it share its hash: _finish reports them too and leaves nothing over.
+        return not self._finish(index, ScannedFile(result))
+
     def _finish(self, index: int, scanned: ScannedFile) -> list[int]:
         result = scanned.result
         self._record(index, result)
@@ -489,6 +543,9 @@ class _ScanRun:
             and fresh.stamp.settled_before(scanned.hashing_began_ns)
         ):
             self._cache.store(fresh.stamp, fresh.sha256)
+        if self._stored is not None and result.sha256 is not None and scanned.settled():
+            real = str(self._targets[index].path.resolve()) if scanned.side_files else None
+            self._stored.store(StoredScan(result, scanned.side_files, real))
         leftovers = []
         for copy in self._copies.pop(index, ()):
             if result.sha256 is not None and result.sha256 == self._plan.known[copy].sha256:

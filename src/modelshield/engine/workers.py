@@ -32,9 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from modelshield.engine.findings import Location, ScanIssue
-from modelshield.engine.hash_cache import FileStamp, StampedHash, is_sha256
+from modelshield.engine.hash_cache import StampedHash, is_sha256
 from modelshield.engine.limits import Limits, MiB
-from modelshield.engine.result_codec import ResultDecodeError, decode_file_result, encode_file_result
+from modelshield.engine.result_codec import (
+    ResultDecodeError,
+    decode_file_result,
+    decode_side_files,
+    decode_stamp,
+    encode_file_result,
+    encode_side_files,
+    encode_stamp,
+)
 from modelshield.engine.scanner import (
     FileTarget,
     ScannedFile,
@@ -55,7 +63,9 @@ _WORKER_COMMAND = (
 _FRAME_HEADER = struct.Struct(">Q")
 _READY = b'{"ready": true}'
 """A worker's first message: it started, imported the handlers and set its limits."""
-_REPLY_KEYS = frozenset({"result", "fresh_hash", "hashing_began_ns", "out_of_memory"})
+_REPLY_KEYS = frozenset(
+    {"result", "fresh_hash", "hashing_began_ns", "scanned_stamp", "side_files", "out_of_memory"}
+)
 MAX_REPLY_BYTES = 64 * MiB
 CLOSE_GRACE_SECONDS = 2.0
 STARTUP_SECONDS = 60.0
@@ -109,7 +119,7 @@ def worker_setup(options: ScanOptions, policy: Policy) -> str:
 def _encode_stamped(stamped: StampedHash | None) -> dict[str, Any] | None:
     if stamped is None:
         return None
-    return {"stamp": list(asdict(stamped.stamp).values()), "sha256": stamped.sha256}
+    return {"stamp": encode_stamp(stamped.stamp), "sha256": stamped.sha256}
 
 
 def _decode_stamped(data: object) -> StampedHash | None:
@@ -117,16 +127,12 @@ def _decode_stamped(data: object) -> StampedHash | None:
         return None
     if not isinstance(data, dict) or data.keys() != {"stamp", "sha256"}:
         raise ResultDecodeError("a stamped hash is not an object of stamp and sha256")
-    stamp, digest = data["stamp"], data["sha256"]
-    if (
-        not isinstance(stamp, list)
-        or len(stamp) != len(fields(FileStamp))
-        or not all(isinstance(n, int) and not isinstance(n, bool) for n in stamp)
-    ):
-        raise ResultDecodeError("a file stamp is not a list of five integers")
+    stamp, digest = decode_stamp(data["stamp"]), data["sha256"]
+    if stamp is None:
+        raise ResultDecodeError("a stamped hash without a stamp")
     if not is_sha256(digest):
         raise ResultDecodeError("sha256 is not lowercase hex of 64 digits")
-    return StampedHash(FileStamp(*stamp), digest)
+    return StampedHash(stamp, digest)
 
 
 def worker_main() -> None:
@@ -166,6 +172,8 @@ def worker_main() -> None:
                 "result": encode_file_result(scanned.result),
                 "fresh_hash": _encode_stamped(scanned.fresh_hash),
                 "hashing_began_ns": scanned.hashing_began_ns,
+                "scanned_stamp": encode_stamp(scanned.scanned_stamp),
+                "side_files": encode_side_files(scanned.side_files),
                 "out_of_memory": exhausted,
             }
             _write_frame(reply_fd, json.dumps(reply).encode("utf-8"))
@@ -469,6 +477,8 @@ class WorkerPool:
                 raise ResultDecodeError(f"the reply is not an object of {sorted(_REPLY_KEYS)}")
             result = decode_file_result(reply["result"])
             fresh = _decode_stamped(reply["fresh_hash"])
+            scanned_stamp = decode_stamp(reply["scanned_stamp"])
+            side_files = decode_side_files(reply["side_files"])
             began = reply["hashing_began_ns"]
             if isinstance(began, bool) or not isinstance(began, int):
                 raise ResultDecodeError("hashing_began_ns is not an integer")
@@ -482,7 +492,7 @@ class WorkerPool:
             self._drop(worker)  # it exits by itself; a fresh one takes its place
             issue = _issue(target, _Failure("isolation", self._out_of_memory()))
             return ScannedFile(replace(result, issues=(*result.issues, issue)))
-        return ScannedFile(result, fresh, began)
+        return ScannedFile(result, fresh, began, scanned_stamp, side_files)
 
     def _ended_with_tasks(self, worker: _Worker) -> Iterator[tuple[int, ScannedFile]]:
         """A worker gone with tasks queued: one that retired itself hands them all back; any other

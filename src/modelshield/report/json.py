@@ -58,6 +58,7 @@ def _file(file: FileResult, registry: Mapping[str, Rule]) -> dict[str, Any]:
         "sha256": file.sha256,
         "verdict": file.verdict.value,
         "duration_seconds": file.duration_seconds,
+        "from_cache": file.from_cache,
         "formats": _format_node(file.tree),
         "findings": [_finding(finding, registry) for finding in file.findings],
         "errors": [_issue(issue) for issue in file.issues],
