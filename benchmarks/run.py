@@ -668,7 +668,7 @@ class Command:
 MS_NOHASH = "modelshield --no-hash"
 MS_DEEP = "modelshield --no-hash --deep"
 MS_HASH = "modelshield (hash)"
-MS_RESCAN = "modelshield re-scan (hash cache)"
+MS_RESCAN = "modelshield re-scan (caches)"
 SHA256SUM = "sha256sum"
 CAT = "cat > /dev/null"
 OPENSSL = "openssl dgst -sha256"
@@ -804,6 +804,15 @@ def _reported_duration(stdout_path: str) -> float | None:
         return None
 
 
+def _reported_from_cache(stdout_path: str) -> bool:
+    """Whether every file of the JSON report came from the result cache."""
+    try:
+        files = json.loads(Path(stdout_path).read_text())["files"]
+        return bool(files) and all(file.get("from_cache") is True for file in files)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def measure(
     command: Command, path: Path, runs: int, method: str, workdir: Path, cold: bool = False
 ) -> Measurement:
@@ -824,6 +833,7 @@ def measure(
             outputs.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(stdout_path, outputs / f"{command.label.split()[0]}-{path.name}.txt")
         m.load_before = os.getloadavg()[0]
+        cached_runs = 0
         for _ in range(runs):
             if cold:
                 evict_from_page_cache(path)
@@ -831,7 +841,10 @@ def measure(
             reported = _reported_duration(stdout_path) if command.report_duration else None
             if reported is not None:
                 m.reported_seconds.append(reported)
+                cached_runs += _reported_from_cache(stdout_path)
         m.load_after = os.getloadavg()[0]
+        if command.report_duration:
+            m.note += f"; result from cache in {cached_runs} of {runs} runs"
     if path.is_dir() and path.name == TREE_DIR:
         m.note = f"{m.files_per_second:.0f} files/s" + (f"; {m.note}" if m.note else "")
     if m.median_reported_seconds is not None:
