@@ -299,3 +299,32 @@ def test_cli_no_cache_and_no_hash_always_parse(tmp_path: Path, settled_now: None
     assert from_cache()
     assert not from_cache("--no-cache")
     assert not from_cache("--no-hash")
+
+
+@pytest.mark.parametrize("loose", ["directory", "database"])
+def test_a_cache_other_users_could_write_is_not_trusted(
+    tmp_path: Path, settled_now: None, caplog: pytest.LogCaptureFixture, loose: str
+) -> None:
+    cache_dir = tmp_path / "cache"
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"\x80\x04K\x01.")
+    _scan(model, cache_dir=cache_dir)
+    (cache_dir if loose == "directory" else cache_dir / CACHE_FILE).chmod(
+        0o777 if loose == "directory" else 0o666
+    )
+    [again] = _scan(model, cache_dir=cache_dir)
+    assert not again.from_cache
+    assert any("writable by other users" in r.getMessage() for r in caplog.records)
+
+
+def test_a_new_cache_is_private_whatever_the_umask(tmp_path: Path, settled_now: None) -> None:
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"\x80\x04K\x01.")
+    old = os.umask(0o002)
+    try:
+        _scan(model, cache_dir=tmp_path / "cache")
+        [again] = _scan(model, cache_dir=tmp_path / "cache")
+    finally:
+        os.umask(old)
+    assert again.from_cache
+    assert (tmp_path / "cache" / CACHE_FILE).stat().st_mode & 0o777 == 0o600

@@ -28,6 +28,20 @@ def default_cache_dir() -> Path:
     return base / "modelshield"
 
 
+class UntrustedCache(OSError):
+    """The cache could have been written by someone else."""
+
+
+def _refuse_if_others_can_write(path: Path) -> None:
+    """A cache vouches for files (a stored result stands in for a scan), so one that another user could
+    have written is not used: it must belong to this user and be writable by no one else."""
+    status = os.stat(path)
+    if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
+        raise UntrustedCache(f"{path} belongs to another user (uid {status.st_uid})")
+    if status.st_mode & 0o022:
+        raise UntrustedCache(f"{path} is writable by other users (mode {status.st_mode & 0o777:o})")
+
+
 class SqliteCache:
     """A cache database; a subclass names its file, schema and what is lost without it.
 
@@ -104,7 +118,12 @@ class SqliteCache:
         import sqlite3
 
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        connection = sqlite3.connect(directory / self.FILE_NAME, timeout=BUSY_TIMEOUT_SECONDS)
+        _refuse_if_others_can_write(directory)
+        database = directory / self.FILE_NAME
+        # Created private before SQLite sees it, whatever the umask; its WAL files take its mode.
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        _refuse_if_others_can_write(database)
+        connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_SECONDS)
         try:
             connection.execute("PRAGMA synchronous=NORMAL")  # with WAL: no fsync per commit; never corrupt
             version = connection.execute("PRAGMA user_version").fetchone()[0]
