@@ -83,8 +83,12 @@ def remote_source_options(command: F) -> F:
 def scan_targets(paths: Sequence[str]) -> list[FileTarget]:
     """The files `scan` reads: local paths walked, remote addresses pinned and downloaded into private
     directories that live as long as the command."""
-    from modelshield.connectors import ConnectorSettings, is_remote_address
     from modelshield.engine.scanner import expand_paths
+
+    # Every remote address has a scheme before a colon: plain paths never import the connectors.
+    if not any(":" in path for path in paths):
+        return list(expand_paths(paths))
+    from modelshield.connectors import ConnectorSettings, is_remote_address
 
     if not any(is_remote_address(path) for path in paths):
         return list(expand_paths(paths))

@@ -83,10 +83,12 @@ class UnknownRuleError(KeyError):
     """An id that names no rule, current or renamed."""
 
 
-RULE_ID_PATTERN = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)+$")
-CWE_PATTERN = re.compile(r"^CWE-[1-9][0-9]*$")
-VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
-REFERENCE_PATTERN = re.compile(r"^(CVE-[0-9]{4}-[0-9]{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|https://\S+)$")
+# Patterns, not compiled ones: only `registry_problems` (the registry tests) matches them, and compiling
+# them at import cost every scan's start-up; `re` compiles each once, on first use, and keeps it.
+RULE_ID_PATTERN = r"^[A-Z0-9]+(-[A-Z0-9]+)+$"
+CWE_PATTERN = r"^CWE-[1-9][0-9]*$"
+VERSION_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+$"
+REFERENCE_PATTERN = r"^(CVE-[0-9]{4}-[0-9]{4,}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|https://\S+)$"
 
 
 class RuleRegistry(Mapping[str, Rule]):
@@ -184,8 +186,8 @@ def registry_problems(rules: Iterable[Rule], redirects: Mapping[str, str] | None
             problems.append(f"{rule.id}: id is defined twice")
         seen.add(rule.id)
     for old, new in _all_redirects(rules, redirects or {}):
-        if not RULE_ID_PATTERN.match(old):
-            problems.append(f"{old}: renamed id does not match {RULE_ID_PATTERN.pattern}")
+        if not re.match(RULE_ID_PATTERN, old):
+            problems.append(f"{old}: renamed id does not match {RULE_ID_PATTERN}")
         if old in seen:
             problems.append(f"{old}: renamed id is reused by a current rule")
         if new not in seen and new not in dict(redirects or {}):
@@ -199,17 +201,17 @@ def _all_redirects(rules: list[Rule], redirects: Mapping[str, str]) -> list[tupl
 
 
 def _rule_problems(rule: Rule) -> Iterator[str]:
-    if not RULE_ID_PATTERN.match(rule.id):
-        yield f"id does not match {RULE_ID_PATTERN.pattern}"
+    if not re.match(RULE_ID_PATTERN, rule.id):
+        yield f"id does not match {RULE_ID_PATTERN}"
     for name in ("title", "description", "remediation"):
         if not getattr(rule, name).strip():
             yield f"{name} is empty"
-    if rule.cwe is not None and not CWE_PATTERN.match(rule.cwe):
+    if rule.cwe is not None and not re.match(CWE_PATTERN, rule.cwe):
         yield f"CWE {rule.cwe!r} is not of the form CWE-<number>"
-    if not VERSION_PATTERN.match(rule.since):
+    if not re.match(VERSION_PATTERN, rule.since):
         yield f"since {rule.since!r} is not a version like 0.1.0"
     for reference in rule.references:
-        if not REFERENCE_PATTERN.match(reference):
+        if not re.match(REFERENCE_PATTERN, reference):
             yield f"reference {reference!r} is not a CVE id, a GHSA id or an https URL"
     if len(set(rule.references)) != len(rule.references):
         yield "references repeat"
