@@ -8,17 +8,27 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import click
 import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
 import modelshield
 from modelshield import __version__
-from modelshield.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_ERROR, EXIT_USAGE, cli, exit_code_for
+from modelshield.cli import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_SCAN_ERROR,
+    EXIT_USAGE,
+    LAZY_COMMANDS,
+    cli,
+    exit_code_for,
+)
 from modelshield.engine.findings import Category, Confidence, Finding, Location, ScanIssue, Severity
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 from modelshield.report import REPORT_FORMATS, renderer_for
@@ -344,3 +354,109 @@ def test_every_report_format_is_offered_and_renders(benign_pickle: Path, report_
 def test_unknown_report_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown report format"):
         renderer_for("sarif-next")
+
+
+# --- start-up: a scan imports only what a scan needs (guards a measured win without timing it) --
+
+# Runs the command as the console script does, then prints which of the named modules it imported.
+_PRINT_IMPORTS = """
+import json, sys
+watched = json.loads(sys.argv.pop(1))
+from modelshield.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(name for name in watched if name in sys.modules)), file=sys.stderr)
+"""
+
+# Needed by other commands, a policy file or a remote address only; a local scan must not pay for them.
+_NOT_FOR_A_LOCAL_SCAN = (
+    "modelshield.cli_inventory",
+    "modelshield.cli_rules",
+    "modelshield.cli_webhook",
+    "modelshield.policy.loader",
+    "modelshield.connectors",
+    "modelshield.inventory",
+    "modelshield.remote",
+    "sqlalchemy",
+    "rich",
+    "click.testing",
+)
+
+# Besides the above, a re-scan answered from the result cache reads no TOML and runs no handler.
+_NOT_FOR_A_CACHED_RESCAN = (
+    *_NOT_FOR_A_LOCAL_SCAN,
+    "tomllib",
+    "modelshield.formats.pickle",
+    "modelshield.analysis.pickle_vm",
+)
+
+
+def imported_modules(watched: tuple[str, ...], *args: str, cache: Path) -> list[str]:
+    env = {**os.environ, "MODELSHIELD_CACHE_DIR": str(cache)}
+    completed = subprocess.run(
+        [sys.executable, "-c", _PRINT_IMPORTS, json.dumps(watched), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    last_line = completed.stderr.strip().splitlines()[-1]
+    loaded: list[str] = json.loads(last_line)
+    return loaded
+
+
+def test_a_local_scan_imports_no_other_command_nor_policy_reader(benign_pickle: Path, tmp_path: Path) -> None:
+    args = ("scan", "--no-hash", "--format", "json", str(benign_pickle))
+    assert imported_modules(_NOT_FOR_A_LOCAL_SCAN, *args, cache=tmp_path / "cache") == []
+
+
+def test_a_rescan_answered_from_the_cache_parses_nothing(benign_pickle: Path, tmp_path: Path) -> None:
+    args = ("scan", "--format", "json", str(benign_pickle))
+    time.sleep(2.5)  # the result cache keeps only content that settled (unchanged for 2 s) before its scan
+    imported_modules((), *args, cache=tmp_path / "cache")  # the first scan fills the cache
+    assert imported_modules(_NOT_FOR_A_CACHED_RESCAN, *args, cache=tmp_path / "cache") == []
+
+
+def test_a_policy_file_is_still_read(benign_pickle: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('fail_on = "high"\n', encoding="utf-8")
+    args = ("scan", "--no-hash", "--policy", str(policy), str(benign_pickle))
+    loaded = imported_modules(("modelshield.policy.loader",), *args, cache=tmp_path / "cache")
+    assert loaded == ["modelshield.policy.loader"]
+
+
+def test_help_lists_every_command_with_its_short_help() -> None:
+    result = CliRunner().invoke(cli, ["--help"], prog_name="modelshield", terminal_width=200)
+    assert result.exit_code == 0, result.output
+    context = click.Context(cli, info_name="modelshield")
+    names = cli.list_commands(context)
+    assert {"scan", *LAZY_COMMANDS} == set(names)
+    command_lines = result.output.split("Commands:")[1].splitlines()
+    listed = dict(line.strip().split(None, 1) for line in command_lines if line)
+    for name in names:
+        command = cli.get_command(context, name)
+        assert command is not None
+        assert listed[name] == command.get_short_help_str(limit=1000)
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_every_lazy_command_resolves_to_the_command_of_that_name(name: str) -> None:
+    command = cli.get_command(click.Context(cli, info_name="modelshield"), name)
+    assert isinstance(command, click.Command)
+    assert command.name == name
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_every_lazy_command_runs_from_the_command_line(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"], prog_name="modelshield")
+    assert result.exit_code == 0, result.output
+    assert f"Usage: modelshield {name}" in result.output
+
+
+def test_an_unknown_command_is_still_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["nonesuch"], prog_name="modelshield")
+    assert result.exit_code == EXIT_USAGE
+    assert "No such command 'nonesuch'" in result.output

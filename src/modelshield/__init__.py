@@ -19,10 +19,10 @@ from modelshield.engine.findings import (
 from modelshield.engine.limits import DEFAULT_LIMITS, Limits
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
 from modelshield.errors import UnsafeModelError
-from modelshield.policy.loader import load_policy, load_policy_and_limits
 from modelshield.policy.model import Policy
 
 if TYPE_CHECKING:
+    from modelshield.policy.loader import load_policy, load_policy_and_limits
     from modelshield.safe_download import download
     from modelshield.safe_load import (
         safe_joblib_load,
@@ -65,6 +65,8 @@ _SAFE_LOAD_NAMES = frozenset(
     {"safe_open", "safe_torch_load", "safe_joblib_load", "safe_pickle_load", "safe_np_load"}
 )
 
+_POLICY_LOADER_NAMES = frozenset({"load_policy", "load_policy_and_limits"})
+
 
 def __getattr__(name: str) -> Any:
     # Scan-before-load helpers are imported on first use: `import modelshield` stays quick for the CLI.
@@ -76,6 +78,10 @@ def __getattr__(name: str) -> Any:
         from modelshield.safe_download import download
 
         return download
+    if name in _POLICY_LOADER_NAMES:  # the TOML reader, needed only when a policy file is read
+        from modelshield.policy import loader
+
+        return getattr(loader, name)
     raise AttributeError(f"module 'modelshield' has no attribute {name!r}")
 
 

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from modelshield import __version__
-from modelshield.cli_download import download_command, remote_source_options, scan_targets
-from modelshield.cli_inventory import gate_command, inventory_group
-from modelshield.cli_rules import rules_command
-from modelshield.cli_webhook import mlflow_webhook_command
+from modelshield.cli_download import remote_source_options, scan_targets
 from modelshield.engine.findings import Severity
 from modelshield.engine.limits import DEFAULT_LIMITS, InvalidLimit, Limits
-from modelshield.engine.result import FileResult, ScanResult
 from modelshield.errors import ModelShieldError, PolicyError, UsageError
-from modelshield.policy.loader import load_policy_and_limits
 from modelshield.policy.model import Policy
 from modelshield.report import REPORT_FORMATS, renderer_for
+
+if TYPE_CHECKING:
+    from modelshield.engine.result import FileResult, ScanResult
 
 EXIT_OK = 0
 """Nothing at or above the --fail-on threshold, and every file was fully scanned."""
@@ -59,8 +56,22 @@ def _usage_errors_exit_with_usage_code() -> Iterator[None]:
         raise
 
 
+LAZY_COMMANDS = ("download", "gate", "inventory", "mlflow-webhook", "rules")
+"""Commands other than `scan`: each one's module is imported only when it runs (or `--help` lists it),
+so a scan does not pay for the inventory, webhook or rules code."""
+
+
 class _ModelShieldGroup(click.Group):
-    """A click group whose usage errors (at any level) exit with EXIT_USAGE."""
+    """A click group whose usage errors (at any level) exit with EXIT_USAGE, and whose commands in
+    LAZY_COMMANDS are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self.add_command(_import_command(cmd_name))
+        return super().get_command(ctx, cmd_name)
 
     def make_context(
         self,
@@ -186,9 +197,7 @@ def scan(
     PATHS may also be remote addresses (hf://org/name@rev, models:/name/3, s3://bucket/prefix): each is
     pinned to one version, downloaded into a private temporary directory, and reported by that version."""
     try:
-        policy, limits = (
-            load_policy_and_limits(policy_file) if policy_file is not None else (Policy(), DEFAULT_LIMITS)
-        )
+        policy, limits = _policy_and_limits(policy_file)
         limits = _with_limit_settings(limits, limit_settings)
         if fail_on is not None:
             policy = replace(policy, fail_on=Severity(fail_on.lower()))
@@ -220,6 +229,15 @@ def scan(
         click.echo("modelshield: interrupted; not every file was scanned", err=True)
         ctx.exit(EXIT_SCAN_ERROR)
     ctx.exit(exit_code_for(result, threshold))
+
+
+def _policy_and_limits(policy_file: str | None) -> tuple[Policy, Limits]:
+    if policy_file is None:
+        return Policy(), DEFAULT_LIMITS
+    # Imported here: the TOML reader is needed only when a policy file is given.
+    from modelshield.policy.loader import load_policy_and_limits
+
+    return load_policy_and_limits(policy_file)
 
 
 def _with_limit_settings(limits: Limits, settings: Sequence[str]) -> Limits:
@@ -389,6 +407,8 @@ def _check_writable(output: str) -> None:
 
 def _write_atomically(target: Path, text: str) -> None:
     """Readers of `target` see the old report or the whole new one, never half of it."""
+    import tempfile
+
     try:
         fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
@@ -414,11 +434,29 @@ def _current_umask() -> int:
     return mask
 
 
-cli.add_command(rules_command)
-cli.add_command(download_command)
-cli.add_command(inventory_group)
-cli.add_command(gate_command)
-cli.add_command(mlflow_webhook_command)
+def _import_command(name: str) -> click.Command:
+    """The command of that name in LAZY_COMMANDS, its module imported now (plainly: no computed names)."""
+    if name == "download":
+        from modelshield.cli_download import download_command
+
+        return download_command
+    if name == "gate":
+        from modelshield.cli_inventory import gate_command
+
+        return gate_command
+    if name == "inventory":
+        from modelshield.cli_inventory import inventory_group
+
+        return inventory_group
+    if name == "mlflow-webhook":
+        from modelshield.cli_webhook import mlflow_webhook_command
+
+        return mlflow_webhook_command
+    if name == "rules":
+        from modelshield.cli_rules import rules_command
+
+        return rules_command
+    raise KeyError(name)
 
 
 def main() -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from modelshield.engine.findings import Severity
+
+if TYPE_CHECKING:
+    from datetime import date
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -91,6 +92,10 @@ class Policy:
         """SHA-256 of everything that shapes a scan's findings: equal for equal policies, whichever
         file (or none) they came from, so stored results can be reused only under the same policy.
         `fail_on` is left out: it judges findings after the scan and does not change them."""
+        # Imported here: a scan that stores no result never needs them, and start-up is kept short.
+        import hashlib
+        import json
+
         document = {
             "allowed_callables": sorted(self.allowed_callables),
             "denied_callables": sorted(self.denied_callables),
