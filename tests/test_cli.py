@@ -460,3 +460,76 @@ def test_an_unknown_command_is_still_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["nonesuch"], prog_name="modelshield")
     assert result.exit_code == EXIT_USAGE
     assert "No such command 'nonesuch'" in result.output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_quick_scan_on_a_terminal_does_not_import_rich(benign_pickle: Path, tmp_path: Path) -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        env = {**os.environ, "MODELSHIELD_CACHE_DIR": str(tmp_path / "cache")}
+        args = ["scan", "--no-hash", "--format", "json", "-o", str(tmp_path / "r.json"), str(benign_pickle)]
+        completed = subprocess.run(
+            [sys.executable, "-c", _PRINT_IMPORTS, json.dumps(["rich"]), *args],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=120,
+            check=False,
+            env=env,
+        )
+        os.close(terminal)
+        terminal = -1
+        shown = _read_all(controller)
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        os.close(controller)
+    assert completed.returncode == EXIT_OK, shown
+    assert shown.strip().splitlines()[-1] == "[]"
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_scan_still_running_after_the_delay_gets_a_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rich.progress
+
+    from modelshield import cli as cli_module
+
+    shown: list[str] = []
+    monkeypatch.setattr(rich.progress.Progress, "start", lambda self: shown.append("start"))
+    monkeypatch.setattr(
+        rich.progress.Progress, "stop", lambda self: shown.append(f"stop at {self.tasks[0].completed:g}")
+    )
+    file = FileResult("a.pkl", 1, None, FormatNode("a.pkl", "pickle", 1), (), ())
+    with cli_module._progress_bar(3, delay=0.0) as advance:
+        advance(file)
+        deadline = time.monotonic() + 30
+        while not shown and time.monotonic() < deadline:
+            time.sleep(0.01)
+        advance(file)
+    assert shown == ["start", "stop at 2"]
+
+
+def test_a_scan_done_before_the_delay_shows_no_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rich.progress
+
+    from modelshield import cli as cli_module
+
+    shown: list[str] = []
+    monkeypatch.setattr(rich.progress.Progress, "start", lambda self: shown.append("start"))
+    with cli_module._progress_bar(1, delay=60.0) as advance:
+        advance(FileResult("a.pkl", 1, None, FormatNode("a.pkl", "pickle", 1), (), ()))
+    assert shown == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -21,6 +22,8 @@ from modelshield.policy.model import Policy
 from modelshield.report import REPORT_FORMATS, renderer_for
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from modelshield.engine.result import FileResult, ScanResult
 
 EXIT_OK = 0
@@ -296,16 +299,62 @@ def available_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-@contextmanager
-def _progress_bar(total: int) -> Iterator[Callable[[FileResult], None]]:
-    # Imported here: rich costs more start-up time than everything else a small scan needs.
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+PROGRESS_DELAY_SECONDS = 0.5
+"""A scan still running after this long gets a progress bar on the terminal. A quicker one (a small file,
+a re-scan answered from the cache) never imports rich, which costs more than the rest of its start-up."""
 
-    columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("scan", total=total)
-        yield lambda _file: progress.advance(task)
+
+@contextmanager
+def _progress_bar(
+    total: int, delay: float = PROGRESS_DELAY_SECONDS
+) -> Iterator[Callable[[FileResult], None]]:
+    bar = _DeferredProgressBar(total)
+    timer = threading.Timer(delay, bar.show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield bar.advance
+    finally:
+        timer.cancel()
+        bar.close()
+
+
+class _DeferredProgressBar:
+    """Counts scanned files from the start; draws rich's transient bar on standard error only once `show`
+    is called (by a timer thread), already advanced by the files done until then."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._done = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def advance(self, _file: FileResult) -> None:
+        with self._lock:
+            self._done += 1
+            if self._progress is not None and self._task is not None:
+                self._progress.advance(self._task)
+
+    def show(self) -> None:
+        # Imported outside the lock: the scan goes on counting files while rich loads.
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with self._lock:
+            if self._closed:
+                return
+            self._progress = Progress(*columns, console=Console(stderr=True), transient=True)
+            self._task = self._progress.add_task("scan", total=self._total, completed=self._done)
+            self._progress.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._progress is not None:
+                self._progress.stop()
 
 
 def report_targets(
