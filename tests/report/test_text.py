@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from modelshield.engine.findings import Location, ScanIssue
 from modelshield.engine.result import FileResult, FormatNode, ScanResult
-from modelshield.report.text import human_size, printable, render_text
+from modelshield.report.text import human_size, printable, render_text, render_text_with_rich
 from modelshield.rules.pickle import DANGEROUS_CALL
 
 DANGEROUS = DANGEROUS_CALL.at(
@@ -102,3 +108,77 @@ def test_human_size() -> None:
     assert human_size(1536) == "1.5 KiB"
     assert human_size(5 * 1024**3) == "5.0 GiB"
     assert human_size(5 * 1024**4) == "5120.0 GiB"
+
+
+# --- clean reports are written without rich, exactly as rich writes them ---------------------------
+
+_ASCII_NAMES = st.text(alphabet="abcdefghij/._- ", max_size=20)
+_ANY_NAMES = st.one_of(
+    _ASCII_NAMES,
+    st.text(max_size=12),  # anything: non-ASCII, wide and control characters send it to rich
+    st.text(alphabet="x", min_size=60, max_size=140),  # lines that rich would wrap
+)
+
+
+def _trees(names: st.SearchStrategy[str], depth: int = 3) -> st.SearchStrategy[FormatNode]:
+    formats = st.sampled_from(("pickle", "zip", "numpy"))
+    leaf = st.builds(FormatNode, names, formats, st.integers(0, 1 << 33))
+    if depth == 0:
+        return leaf
+    children = st.lists(_trees(names, depth - 1), max_size=3).map(tuple)
+    return st.one_of(leaf, st.builds(FormatNode, names, formats, st.integers(0, 1 << 40), children))
+
+
+def _clean_files(names: st.SearchStrategy[str]) -> st.SearchStrategy[FileResult]:
+    sha256 = st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+    return st.builds(
+        FileResult, names, st.integers(0, 1 << 40), sha256, _trees(names), st.just(()), st.just(())
+    )
+
+
+_DEEP = FormatNode(
+    "a", "tar", 9, (FormatNode("b", "zip", 5, (FormatNode("c", "pickle", 1),)), FormatNode("d", "zip", 2))
+)
+_DEEP_LAST = FormatNode("a", "tar", 9, (_DEEP.children[1], _DEEP.children[0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    files=st.one_of(
+        st.lists(_clean_files(_ASCII_NAMES), max_size=3), st.lists(_clean_files(_ANY_NAMES), max_size=2)
+    ),
+    seconds=st.floats(0, 1e5),
+    color=st.booleans(),
+    width=st.one_of(st.just(100), st.integers(20, 200)),
+)
+@example(files=[CLEAN_FILE], seconds=0.25, color=True, width=100)
+@example(files=[FileResult("m.tar", 9, None, _DEEP, (), ())], seconds=0.0, color=True, width=100)
+@example(files=[FileResult("m.tar", 9, None, _DEEP_LAST, (), ())], seconds=0.0, color=True, width=100)
+def test_a_clean_report_reads_exactly_as_rich_writes_it(
+    files: list[FileResult], seconds: float, color: bool, width: int
+) -> None:
+    result = ScanResult(tuple(files), "0.1.0", "2026-01-01T00:00:00+00:00", seconds)
+    assert render_text(result, color=color, width=width) == render_text_with_rich(
+        result, color=color, width=width
+    )
+
+
+def test_a_report_with_findings_is_still_laid_out_by_rich() -> None:
+    result = make_result(MALICIOUS_FILE, CLEAN_FILE)
+    assert render_text(result, color=True) == render_text_with_rich(result, color=True)
+
+
+def test_a_clean_report_does_not_import_rich() -> None:
+    code = (
+        "import sys\n"
+        "from modelshield.engine.result import FileResult, FormatNode, ScanResult\n"
+        "from modelshield.report.text import render_text\n"
+        "tree = FormatNode('m.pt', 'pytorch', 9, (FormatNode('data.pkl', 'pickle', 5),))\n"
+        "result = ScanResult((FileResult('m.pt', 9, None, tree, (), ()),), '0.1.0', 'now', 0.5)\n"
+        "render_text(result, color=True)\n"
+        "print('rich' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert completed.stdout == "False\n"

@@ -1,18 +1,26 @@
-"""The text report: a per-file account of verdicts, format trees and findings for people, via rich."""
+"""The text report: a per-file account of verdicts, format trees and findings for people, via rich.
+
+rich is imported only to lay out a report that needs it: a report of clean files whose lines all fit is
+written directly, exactly as rich would write it, because importing rich takes longer than the rest of a
+small scan's start-up (tests/report/test_text.py compares the two)."""
 
 from __future__ import annotations
 
 import io
 import unicodedata
-
-from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from modelshield.engine.findings import Finding, ScanIssue, Severity, Suppression, Verdict
-from modelshield.engine.result import FileResult, FormatNode, ScanResult
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+    from rich.tree import Tree
+
+    from modelshield.engine.result import FileResult, FormatNode, ScanResult
 
 DEFAULT_WIDTH = 100
 SHORT_HASH_CHARS = 12
@@ -37,6 +45,14 @@ _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Cf"})
 
 def render_text(result: ScanResult, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
     """The report as text; with `color` it carries ANSI styles, without it reads the same in plain text."""
+    direct = _clean_report_without_rich(result, color=color, width=width)
+    return direct if direct is not None else render_text_with_rich(result, color=color, width=width)
+
+
+def render_text_with_rich(result: ScanResult, *, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
+    """The report laid out by rich, whatever it holds (`render_text` writes simple ones directly)."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -89,6 +105,9 @@ def human_size(size: int) -> str:
 
 
 def _file_block(file: FileResult) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
     verdict = file.verdict
     header = Text.assemble(
         (f"{verdict.value.upper():<10}", VERDICT_STYLES[verdict]),
@@ -106,6 +125,8 @@ def _file_block(file: FileResult) -> RenderableType:
 
 
 def _indented(renderable: RenderableType) -> Padding:
+    from rich.padding import Padding
+
     return Padding(renderable, (0, 0, 0, 2), expand=False)
 
 
@@ -116,6 +137,8 @@ def _short_hash(sha256: str | None) -> str:
 
 
 def _format_tree(root: FormatNode) -> Tree:
+    from rich.tree import Tree
+
     tree = Tree(_format_label(root), guide_style="dim")
     _add_children(tree, root)
     return tree
@@ -127,12 +150,17 @@ def _add_children(branch: Tree, node: FormatNode) -> None:
 
 
 def _format_label(node: FormatNode) -> Text:
+    from rich.text import Text
+
     return Text.assemble(
         (node.format, "cyan"), " ", printable(node.name), ("  " + human_size(node.size), "dim")
     )
 
 
 def _finding_block(finding: Finding) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
     headline = Text.assemble(
         (finding.severity.value.upper(), SEVERITY_STYLES[finding.severity]),
         " ",
@@ -161,6 +189,9 @@ def _suppression_rows(suppression: Suppression | None) -> tuple[tuple[str, str],
 
 
 def _issue_block(issue: ScanIssue) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
     headline = Text.assemble(
         ("NOT SCANNED", VERDICT_STYLES[Verdict.ERROR]),
         f" ({printable(issue.kind)})  ",
@@ -170,6 +201,8 @@ def _issue_block(issue: ScanIssue) -> RenderableType:
 
 
 def _details(*rows: tuple[str, str]) -> Table:
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -180,6 +213,14 @@ def _details(*rows: tuple[str, str]) -> Table:
 
 
 def _summary_line(result: ScanResult) -> Text:
+    from rich.text import Text
+
+    return Text.assemble(
+        "Verdict: ", (result.verdict.value.upper(), VERDICT_STYLES[result.verdict]), _summary_tail(result)
+    )
+
+
+def _summary_tail(result: ScanResult) -> str:
     counts = dict.fromkeys(Verdict, 0)
     for file in result.files:
         counts[file.verdict] += 1
@@ -189,14 +230,91 @@ def _summary_line(result: ScanResult) -> Text:
     )
     counted = sum(1 for finding in result.findings if finding.counts)
     suppressed = len(result.findings) - counted
-    return Text.assemble(
-        "Verdict: ",
-        (result.verdict.value.upper(), VERDICT_STYLES[result.verdict]),
+    return (
         f" — {_count(len(result.files), 'file')} ({by_verdict}), "
         f"{_count(counted, 'finding')}{f', {suppressed} suppressed' if suppressed else ''}, "
-        f"{result.duration_seconds:.2f} s",
+        f"{result.duration_seconds:.2f} s"
     )
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+# --- clean reports, written directly --------------------------------------------------------------
+
+# The SGR codes rich writes, with color_system="standard", for the styles a clean report uses.
+_SGR_CODES = {"bold": "1", "dim": "2", "cyan": "36", "bold green": "1;32"}
+_BRANCH, _LAST_BRANCH, _PASS_BY, _NO_PASS_BY = "├── ", "└── ", "│   ", "    "
+
+
+def _clean_report_without_rich(result: ScanResult, *, color: bool, width: int) -> str | None:
+    """The report of a result with no finding and no issue, exactly as rich lays it out; None when rich
+    is needed: something to report, text beyond ASCII (its width on a terminal varies), or a line that
+    would not fit in `width` and would be wrapped."""
+    if result.input_issues or any(file.findings or file.issues for file in result.files):
+        return None
+    styled = _styled if color else _unstyled
+    lines: list[str] = []
+    plain_lengths: list[int] = []
+    for file in result.files:
+        header = [
+            (f"{file.verdict.value.upper():<10}", VERDICT_STYLES[file.verdict]),
+            (" ", ""),
+            (printable(file.path), "bold"),
+            ("  " + human_size(file.size), "dim"),
+            ("  sha256 " + _short_hash(file.sha256), "dim"),
+        ]
+        for segments in (header, *_tree_lines(file.tree, ())):
+            lines.append(styled(segments))
+            plain_lengths.append(_plain_length(segments))
+        lines.append("")
+    summary = [("Verdict: ", ""), (result.verdict.value.upper(), VERDICT_STYLES[result.verdict])]
+    summary.append((_summary_tail(result), ""))
+    lines.append(styled(summary))
+    plain_lengths.append(_plain_length(summary))
+    if any(length >= width for length in plain_lengths) or not all(_fits_one_cell(line) for line in lines):
+        return None
+    return "".join(line.rstrip() + "\n" for line in lines)
+
+
+Segments = list[tuple[str, str]]
+"""A line as (text, style) pieces; style "" for unstyled text."""
+
+
+def _tree_lines(node: FormatNode, guides: tuple[str, ...]) -> Iterator[Segments]:
+    """The tree's lines, each indented two spaces, then one dim piece per guide level (as rich writes
+    them: `guides` ends with this node's own branch), then the node's label."""
+    label = [(node.format, "cyan"), (" ", ""), (printable(node.name), "")]
+    yield [("  ", ""), *((guide, "dim") for guide in guides), *label, ("  " + human_size(node.size), "dim")]
+    above = tuple(
+        _PASS_BY if guide == _BRANCH else _NO_PASS_BY if guide == _LAST_BRANCH else guide for guide in guides
+    )
+    for position, child in enumerate(node.children):
+        yield from _tree_lines(
+            child, (*above, _LAST_BRANCH if position == len(node.children) - 1 else _BRANCH)
+        )
+
+
+def _styled(segments: Segments) -> str:
+    return "".join(_sgr(text, style) if style and text else text for text, style in segments)
+
+
+def _sgr(text: str, style: str) -> str:
+    return f"\x1b[{_SGR_CODES[style]}m{text}\x1b[0m"
+
+
+def _unstyled(segments: Segments) -> str:
+    return "".join(text for text, _ in segments)
+
+
+def _plain_length(segments: Segments) -> int:
+    return sum(len(text) for text, _ in segments)
+
+
+def _fits_one_cell(line: str) -> bool:
+    """Whether every character takes one terminal cell for sure: ASCII and the report's own marks."""
+    return line.isascii() or all(char.isascii() or char in _REPORT_MARKS for char in line)
+
+
+_REPORT_MARKS = frozenset("—…├└│─")
