@@ -393,7 +393,7 @@ _NOT_FOR_A_CACHED_RESCAN = (
 )
 
 
-def imported_modules(watched: tuple[str, ...], *args: str, cache: Path) -> list[str]:
+def imported_modules(watched: tuple[str, ...], *args: str, cache: Path, cwd: Path | None = None) -> list[str]:
     env = {**os.environ, "MODELSHIELD_CACHE_DIR": str(cache)}
     completed = subprocess.run(
         [sys.executable, "-c", _PRINT_IMPORTS, json.dumps(watched), *args],
@@ -402,6 +402,7 @@ def imported_modules(watched: tuple[str, ...], *args: str, cache: Path) -> list[
         timeout=120,
         check=False,
         env=env,
+        cwd=cwd,
     )
     last_line = completed.stderr.strip().splitlines()[-1]
     loaded: list[str] = json.loads(last_line)
@@ -411,6 +412,13 @@ def imported_modules(watched: tuple[str, ...], *args: str, cache: Path) -> list[
 def test_a_local_scan_imports_no_other_command_nor_policy_reader(benign_pickle: Path, tmp_path: Path) -> None:
     args = ("scan", "--no-hash", "--format", "json", str(benign_pickle))
     assert imported_modules(_NOT_FOR_A_LOCAL_SCAN, *args, cache=tmp_path / "cache") == []
+
+
+def test_the_text_report_of_a_clean_file_imports_no_rich(benign_pickle: Path, tmp_path: Path) -> None:
+    # A short path: a line longer than the report's width is wrapped, and only rich wraps.
+    args = ("scan", "--no-hash", benign_pickle.name)
+    loaded = imported_modules(("rich",), *args, cache=tmp_path / "cache", cwd=benign_pickle.parent)
+    assert loaded == []
 
 
 def test_a_rescan_answered_from_the_cache_parses_nothing(benign_pickle: Path, tmp_path: Path) -> None:
