@@ -50,15 +50,23 @@ def scanner_fingerprint() -> str:
 
 def _installed_files(package: Path) -> list[list[object]]:
     out: list[list[object]] = []
-    for folder, subfolders, files in os.walk(package):
-        subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
-        for name in sorted(files):
-            path = Path(folder, name)
+    pending = [(str(package), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name != "__pycache__":
+                    pending.append((entry.path, f"{prefix}{entry.name}/"))
+                continue
             try:
-                status = path.stat()
+                status = entry.stat()
             except OSError:
                 continue
-            out.append([path.relative_to(package).as_posix(), status.st_size, status.st_mtime_ns])
+            out.append([prefix + entry.name, status.st_size, status.st_mtime_ns])
     return out
 
 

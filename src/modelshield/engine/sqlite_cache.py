@@ -4,7 +4,6 @@ goes on without it: a cache costs time when missing, never a verdict)."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,7 +152,10 @@ class SqliteCache:
         self._disabled = True
         self._forget_pending()
         # Logged, not raised or warned: without logging configured, Python prints the message alone on
-        # standard error. Named after the subclass's module, where the cache is defined.
+        # standard error. Named after the subclass's module, where the cache is defined. Imported here:
+        # a scan without trouble does not pay for the logging package.
+        import logging
+
         logging.getLogger(type(self).__module__).warning(
             "modelshield: warning: %s disabled for this scan (%s: %s); %s",
             self.NAME,

@@ -20,8 +20,7 @@ def render_json(result: ScanResult) -> str:
 
 def report_document(result: ScanResult) -> dict[str, Any]:
     """The report as plain data (dicts, lists, strings, numbers), ready for `json.dumps`."""
-    from modelshield.rules import REGISTRY
-
+    registry = _rule_registry() if result.findings else {}
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": result.tool_version},
@@ -30,9 +29,15 @@ def report_document(result: ScanResult) -> dict[str, Any]:
         "verdict": result.verdict.value,
         "fully_scanned": result.fully_scanned,
         "summary": _summary(result),
-        "files": [_file(file, REGISTRY) for file in result.files],
+        "files": [_file(file, registry) for file in result.files],
         "errors": [_issue(issue) for issue in result.input_issues],
     }
+
+
+def _rule_registry() -> Mapping[str, Rule]:
+    from modelshield.rules import REGISTRY  # the whole rule table: only a report with findings needs it
+
+    return REGISTRY
 
 
 def _summary(result: ScanResult) -> dict[str, Any]:
