@@ -177,7 +177,10 @@ DEFAULT_FORMAT = "text"
 @click.option(
     "--no-cache",
     is_flag=True,
-    help="Do not use or update the hash cache (which spares an unchanged file a second hashing).",
+    help=(
+        "Do not use or update the hash cache (which spares an unchanged file a second hashing) or the "
+        "result cache (which spares content already scanned under the same settings a second parse)."
+    ),
 )
 @remote_source_options
 @click.pass_context

@@ -105,6 +105,12 @@ def test_summary_and_per_file_facts(scanned: ScanResult) -> None:
         assert (file.sha256 or "not computed") in text
 
 
+def test_a_result_from_the_result_cache_says_so(scanned: ScanResult) -> None:
+    assert "result cache" not in render_html(scanned)
+    cached = replace(scanned, files=(replace(scanned.files[0], from_cache=True), *scanned.files[1:]))
+    assert " ".join(parse(render_html(cached)).text).count("(result cache: stored by an earlier scan") == 1
+
+
 def test_container_tree_lists_members(scanned: ScanResult) -> None:
     text = " ".join(parse(render_html(scanned)).text)
     assert "archive/data.pkl" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -102,6 +103,14 @@ def test_undecodable_file_names_do_not_break_output() -> None:
     assert "weights-\\udcff.bin" in text
 
 
+def test_a_result_from_the_result_cache_says_so() -> None:
+    cached = FileResult("ok.npy", 128, None, FormatNode("ok.npy", "numpy", 128), (), (), from_cache=True)
+    assert "ok.npy  128 B  sha256 not computed  (result cache)" in render_text(make_result(cached))
+    assert "(result cache)" not in render_text(make_result(CLEAN_FILE))
+    flagged = replace(cached, findings=MALICIOUS_FILE.findings)
+    assert "(result cache)" in render_text(make_result(flagged))
+
+
 def test_human_size() -> None:
     assert human_size(0) == "0 B"
     assert human_size(1023) == "1023 B"
@@ -132,7 +141,14 @@ def _trees(names: st.SearchStrategy[str], depth: int = 3) -> st.SearchStrategy[F
 def _clean_files(names: st.SearchStrategy[str]) -> st.SearchStrategy[FileResult]:
     sha256 = st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
     return st.builds(
-        FileResult, names, st.integers(0, 1 << 40), sha256, _trees(names), st.just(()), st.just(())
+        FileResult,
+        names,
+        st.integers(0, 1 << 40),
+        sha256,
+        _trees(names),
+        st.just(()),
+        st.just(()),
+        from_cache=st.booleans(),
     )
 
 

@@ -141,7 +141,7 @@ def _file(file: FileResult) -> list[str]:
         '<dl class="meta">',
         f"<dt>size</dt><dd>{file.size} bytes</dd>",
         f"<dt>sha256</dt><dd><code>{escape(file.sha256) if file.sha256 else 'not computed'}</code></dd>",
-        f"<dt>scan time</dt><dd>{file.duration_seconds:.3f} s</dd>",
+        f"<dt>scan time</dt><dd>{file.duration_seconds:.3f} s{_CACHED if file.from_cache else ''}</dd>",
         "</dl>",
         "<details open><summary>container tree</summary>",
         '<ul class="tree">',
@@ -157,6 +157,9 @@ def _file(file: FileResult) -> list[str]:
         lines.append('<p class="muted">No findings.</p>')
     lines.append("</section>")
     return lines
+
+
+_CACHED = " (result cache: stored by an earlier scan of the same content under the same settings)"
 
 
 def _tree(node: FormatNode) -> list[str]:

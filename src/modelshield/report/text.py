@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from modelshield.engine.result import FileResult, FormatNode, ScanResult
 
 DEFAULT_WIDTH = 100
+CACHED_MARK = "  (result cache)"
+"""After the header of a file whose result was stored by an earlier scan of the same content."""
 SHORT_HASH_CHARS = 12
 
 VERDICT_STYLES = {
@@ -115,6 +117,7 @@ def _file_block(file: FileResult) -> RenderableType:
         (printable(file.path), "bold"),
         ("  " + human_size(file.size), "dim"),
         ("  sha256 " + _short_hash(file.sha256), "dim"),
+        (CACHED_MARK if file.from_cache else "", "dim"),
     )
     parts: list[RenderableType] = [header, _indented(_format_tree(file.tree))]
     # Findings that count come first, worst first; actively suppressed ones follow, marked.
@@ -264,6 +267,7 @@ def _clean_report_without_rich(result: ScanResult, *, color: bool, width: int) -
             (printable(file.path), "bold"),
             ("  " + human_size(file.size), "dim"),
             ("  sha256 " + _short_hash(file.sha256), "dim"),
+            (CACHED_MARK if file.from_cache else "", "dim"),
         ]
         for segments in (header, *_tree_lines(file.tree, ())):
             lines.append(styled(segments))
