@@ -696,7 +696,7 @@ def ms_tree_label(jobs: int) -> str:
 PEERS = ("picklescan", "modelscan", "modelaudit")
 
 
-def peer_commands(workdir: Path) -> list[Command]:
+def peer_commands(workdir: Path, peers: Sequence[str] = PEERS) -> list[Command]:
     """Each peer's CLI for one path (file or directory); none of them needs the network for a local path
     (modelaudit's telemetry is switched off in `peer_env`)."""
 
@@ -711,11 +711,13 @@ def peer_commands(workdir: Path) -> list[Command]:
     return [
         Command(name, prefix, suffix, path_flag=flag, scope="both")
         for name, (prefix, flag, suffix) in argv.items()
-        if Path(prefix[0]).exists()
+        if name in peers and Path(prefix[0]).exists()
     ]
 
 
-def build_commands(workdir: Path, include_peers: bool, only_modelshield: bool = False) -> list[Command]:
+def build_commands(
+    workdir: Path, include_peers: bool, only_modelshield: bool = False, peers: Sequence[str] = PEERS
+) -> list[Command]:
     ms = tuple(modelshield_argv())
     commands = [
         Command(MS_NOHASH, (*ms, "scan"), ("--no-hash", "--format", "json"), is_modelshield=True),
@@ -747,7 +749,7 @@ def build_commands(workdir: Path, include_peers: bool, only_modelshield: bool = 
         # context only: coreutils' sha256sum may lack the SHA extensions that OpenSSL (and so hashlib) use
         commands.append(Command(OPENSSL, ("openssl", "dgst", "-sha256"), takes_directories=False))
     if include_peers:
-        commands += peer_commands(workdir)
+        commands += peer_commands(workdir, peers)
     return commands
 
 
@@ -1098,6 +1100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="do not measure picklescan/modelscan")
     parser.add_argument("--only-modelshield", action="store_true", help="measure modelshield only")
     parser.add_argument(
+        "--peers",
+        nargs="+",
+        choices=list(PEERS),
+        default=list(PEERS),
+        help="the peers to measure (default all; modelaudit alone takes most of a full run)",
+    )
+    parser.add_argument(
         "--files",
         nargs="+",
         choices=list(ALL_FILES),
@@ -1146,7 +1155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"measuring modelshield from a snapshot of {head}: {SNAPSHOT_SRC}", file=sys.stderr)
     method = rss_method()
     commands = build_commands(
-        args.workdir, include_peers=not args.no_peers, only_modelshield=args.only_modelshield
+        args.workdir, include_peers=not args.no_peers, only_modelshield=args.only_modelshield, peers=args.peers
     )
     measurements = []
     deep_runs = 1 if args.deep_runs is None else args.deep_runs
