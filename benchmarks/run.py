@@ -1155,7 +1155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"measuring modelshield from a snapshot of {head}: {SNAPSHOT_SRC}", file=sys.stderr)
     method = rss_method()
     commands = build_commands(
-        args.workdir, include_peers=not args.no_peers, only_modelshield=args.only_modelshield, peers=args.peers
+        args.workdir,
+        include_peers=not args.no_peers,
+        only_modelshield=args.only_modelshield,
+        peers=args.peers,
     )
     measurements = []
     deep_runs = 1 if args.deep_runs is None else args.deep_runs
