@@ -172,3 +172,59 @@ def test_prefilters_find_formats_away_from_byte_zero(tmp_path: Path) -> None:
             assert by_name[name].handler.sniff(blob)
             assert by_name[name].could_be is not None and by_name[name].could_be(_fresh(blob))
             assert by_name[name].sniff(blob)
+
+
+SMALL_TEXTS_ACCEPTED = {
+    "mlflow": [
+        b"flavors:\n  python_function: {}\n",
+        b"name: env\ndependencies:\n  - pip\n",
+        b"python: 3.11\nbuild_dependencies:\n  - pip\n",
+        b"torch==2.1\n",
+        b"torch~=2.1\n",
+        b"torch>2\n",
+        b"-e .\nnumpy\n",
+        b"--index-url https://example.org/simple\ntorch\n",
+        b"pkg @ https://example.org/pkg.whl\n",
+    ],
+    "hydra-config": [b"model:\n  _target_: a.b.C\n", b"{_target_: a.b.C}\n", b"- '_target_': os.system\n"],
+    "hf-remote-code": [b"from transformers import PreTrainedModel\nclass M(PreTrainedModel):\n    pass\n"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "data"), [(n, d) for n, texts in SMALL_TEXTS_ACCEPTED.items() for d in texts]
+)
+def test_text_prefilters_pass_small_files_their_sniffers_accept(name: str, data: bytes) -> None:
+    entry = {entry.name: entry for entry in HANDLERS}[name]
+    assert entry.handler.sniff(BufferBlob(data, ("f",)))
+    assert entry.could_be is not None and entry.could_be(BufferBlob(data, ("f",)))
+    assert entry.could_be(BufferBlob(data + b"\n" * 8192, ("f",)))  # past the probe: passed, whatever it says
+
+
+@pytest.mark.parametrize("record", [b"1", b"3\n", b"little", b"64", b"1234567890123456789"])
+def test_torch_records_import_no_text_parser(record: bytes) -> None:
+    """The small records of every torch.save zip (version, byteorder, alignment, serialization id)."""
+    text_formats = ("mlflow", "hydra-config", "hf-config", "hf-remote-code", "xml-model")
+    for entry in HANDLERS:
+        if entry.name in text_formats:
+            assert entry.could_be is not None and not entry.could_be(BufferBlob(record, ("r",)))
+
+
+def test_executable_magics_cover_every_signature_payloads_reads() -> None:
+    from modelshield.analysis import payloads
+    from modelshield.formats import signatures
+
+    # _MACHO_THIN and _MACHO_FAT are the tables identify_executable reads its magics from
+    tables = (*payloads._MACHO_THIN, *payloads._MACHO_FAT)  # noqa: SLF001
+    assert set(tables) | {b"\x7fELF", b"MZ", b"#!"} == set(signatures.EXECUTABLE_MAGICS)
+
+
+def test_safetensors_prefilter_checks_the_first_member() -> None:
+    by_name = {entry.name: entry for entry in HANDLERS}
+    prefilter = by_name["safetensors"].could_be
+    assert prefilter is not None
+    for header in (b"{}", b'{"a":{}}', b' { \n "__metadata__": {}}', b"{  "):
+        blob = BufferBlob(len(header).to_bytes(8, "little") + header, ("h",))
+        assert prefilter(blob) or not by_name["safetensors"].handler.sniff(blob)
+    assert prefilter(BufferBlob((2).to_bytes(8, "little") + b"{}", ("h",)))
+    assert not prefilter(BufferBlob((40).to_bytes(8, "little") + b"{ 0.5, 1.5 }" + b"\0" * 28, ("h",)))

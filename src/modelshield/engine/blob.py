@@ -189,7 +189,12 @@ class _OpenFile:
         n = max(0, min(n, self.size - offset))
         if n == 0 or offset < 0:
             return b""
-        chunks = []
+        first = os.pread(self._fd, n, offset)
+        if len(first) == n or not first:
+            return first  # a short read (a file shrinking under us) is the rare case
+        chunks = [first]
+        offset += len(first)
+        n -= len(first)
         while n > 0:
             chunk = os.pread(self._fd, n, offset)
             if not chunk:

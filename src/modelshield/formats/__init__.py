@@ -15,11 +15,11 @@ HANDLERS: tuple[LazyHandler, ...] = check_unique_names(
     (
         LazyHandler("placeholder", _M + "placeholder", could_be=sig.magic(*sig.PLACEHOLDER_PREFIXES)),
         LazyHandler("numpy", _M + "numpy", could_be=sig.magic(sig.NUMPY_MAGIC)),
-        LazyHandler("mlflow", _M + "mlflow", could_be=sig.text),
+        LazyHandler("mlflow", _M + "mlflow", could_be=sig.mlflow_text),
         LazyHandler("nemo", _M + "nemo", could_be=sig.tar_header),
-        LazyHandler("hydra-config", _M + "nemo", "HYDRA_CONFIG", could_be=sig.text),
+        LazyHandler("hydra-config", _M + "nemo", "HYDRA_CONFIG", could_be=sig.hydra_text),
         LazyHandler("hf-config", _M + "hf_config", could_be=sig.json_object),
-        LazyHandler("hf-remote-code", _M + "hf_config", "REMOTE_CODE_SOURCE", could_be=sig.text),
+        LazyHandler("hf-remote-code", _M + "hf_config", "REMOTE_CODE_SOURCE", could_be=sig.remote_code_text),
         LazyHandler("torchserve", _M + "torchserve", could_be=sig.zip_like),
         LazyHandler("skops", _M + "skops", could_be=sig.zip_like),
         LazyHandler("torchscript", _M + "torchscript", could_be=sig.zip_like),
@@ -46,7 +46,7 @@ HANDLERS: tuple[LazyHandler, ...] = check_unique_names(
         LazyHandler("hdf5", _M + "hdf5", could_be=sig.hdf5_superblock),
         LazyHandler("flax-msgpack", _M + "flax_msgpack", could_be=sig.first_byte_in(sig.MSGPACK_MAPS)),
         LazyHandler("xml-model", _M + "xml_models", could_be=sig.markup),
-        LazyHandler("executable", _M + "executable"),
+        LazyHandler("executable", _M + "executable", could_be=sig.magic(*sig.EXECUTABLE_MAGICS)),
         LazyHandler("pickle", _M + "pickle"),
     )
 )
