@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.engine.blob import Blob, BufferBlob, open_file_blob
+from modelshield.engine.blob import HEAD_BYTES, Blob, BufferBlob, open_file_blob
 from modelshield.engine.context import ScanContext
-from modelshield.engine.dispatch import Dispatcher
-from modelshield.engine.limits import DEFAULT_LIMITS
+from modelshield.engine.dispatch import Dispatcher, identify
+from modelshield.engine.limits import DEFAULT_LIMITS, ReadBudget
 from modelshield.formats import HANDLERS, compressed, placeholder
 from modelshield.formats.base import ScanEvent
 from modelshield.formats.registry import LazyHandler, check_unique_names
+from modelshield.formats.signatures import ZIP_END_RECORD, ZIP_MAX_COMMENT
 from modelshield.policy.model import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,3 +230,17 @@ def test_safetensors_prefilter_checks_the_first_member() -> None:
         assert prefilter(blob) or not by_name["safetensors"].handler.sniff(blob)
     assert prefilter(BufferBlob((2).to_bytes(8, "little") + b"{}", ("h",)))
     assert not prefilter(BufferBlob((40).to_bytes(8, "little") + b"{ 0.5, 1.5 }" + b"\0" * 28, ("h",)))
+
+
+def test_a_float_storage_is_identified_from_its_head_and_tail(tmp_path: Path) -> None:
+    """What identifying a tensor storage reads: its head once, the zip end window and the HDF5 probes
+    (a torch zip holds hundreds of storages, each offered to every handler)."""
+    rng = random.Random(7)
+    size = 1 << 20
+    storage = tmp_path / "storage"
+    storage.write_bytes(struct.pack(f"<{size // 4}f", *(rng.gauss(0, 0.02) for _ in range(size // 4))))
+    hdf5_probes = 8 * (size // 512).bit_length()
+    budget = ReadBudget(1 << 40)
+    with open_file_blob(storage, "storage") as blob, blob.reads_counted(budget):
+        assert identify(blob, HANDLERS).primary is None
+    assert budget.used <= HEAD_BYTES + ZIP_END_RECORD + ZIP_MAX_COMMENT + hdf5_probes

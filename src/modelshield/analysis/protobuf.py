@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from modelshield.engine.blob import Blob
+from modelshield.engine.blob import HEAD_BYTES, Blob
 from modelshield.engine.limits import DEFAULT_LIMITS
 
 VARINT = 0
@@ -82,7 +82,10 @@ class WireReader:
         rel = offset - self._window_start
         if rel < 0 or rel >= len(self._window):
             self._window_start = offset
-            self._window = self.blob.read_at(offset, CHUNK)
+            # A sniffer refuses most content within its first fields: the head every sniffer shares
+            # serves them, and a chunk is read only past it
+            head = self.blob.head() if offset < HEAD_BYTES else b""
+            self._window = head[offset:] if offset < len(head) else self.blob.read_at(offset, CHUNK)
             rel = 0
             if not self._window:
                 raise ProtobufError("message truncated", offset)

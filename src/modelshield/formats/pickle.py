@@ -28,12 +28,10 @@ _PROBE_LIMITS = Limits(max_pickle_opcodes=4096)
 def looks_like_pickle(data: memoryview | bytes) -> bool:
     """True when the bytes start a stream CPython's unpickler would accept as a pickle."""
     view = memoryview(data)
-    if len(view) < 2:
+    if not could_start_pickle(view):
         return False
     if view[0] == 0x80:
         return view[1] <= 5 and (len(view) < 3 or opcode_name(view[2]) is not None)
-    if opcode_name(view[0]) is None or view[0] == ord(".") or not opcodes_plausible(view):
-        return False
     probe = view[:PROBE_BYTES]
     try:
         run = PickleMachine(probe, 0, _PROBE_LIMITS).run()
@@ -49,8 +47,19 @@ def looks_like_pickle(data: memoryview | bytes) -> bool:
     return truncated_by_window and run.opcodes >= PROBE_MIN_OPCODES
 
 
+def could_start_pickle(head: memoryview | bytes) -> bool:
+    """False when `head` alone rules a pickle out, whatever follows it: too short, or first opcodes
+    no pickle has (the 4 KiB `opcodes_plausible` walks are enough)."""
+    if len(head) < 2:
+        return False
+    if head[0] == 0x80:
+        return True
+    return opcode_name(head[0]) is not None and head[0] != ord(".") and opcodes_plausible(head)
+
+
 def sniff(blob: Blob) -> bool:
-    return looks_like_pickle(blob.head(PROBE_BYTES + 1))
+    # Most content is refused on its first bytes: the 64 KiB probe is read only for what may be a pickle
+    return could_start_pickle(blob.head()) and looks_like_pickle(blob.head(PROBE_BYTES + 1))
 
 
 def _judge_for(ctx: ScanContext) -> CallableJudge:
