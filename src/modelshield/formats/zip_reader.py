@@ -43,6 +43,7 @@ _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _LOCAL = struct.Struct("<4s2B4HL2L2H")
+_LOCAL_READ = 256
 _MAX_COMMENT = ZIP_MAX_COMMENT
 _ZIP64_EXTRA_ID = 0x0001
 _U32_MAX = 0xFFFF_FFFF
@@ -232,12 +233,17 @@ def _zip64_values(extra: bytes, wanted: list[bool]) -> list[int | None]:
 def _read_local(blob: Blob, offset: int) -> LocalHeader:
     if offset < 0 or offset + _LOCAL.size > blob.size:
         raise NotAZipError(f"local header offset {offset} is outside the file")
-    fields = _LOCAL.unpack(blob.read_at(offset, _LOCAL.size))
+    # One read covers the name and extra field of nearly every header (torch pads to 64 bytes)
+    header = blob.read_at(offset, _LOCAL_READ)
+    fields = _LOCAL.unpack_from(header)
     if fields[0] != LOCAL_SIG:
         raise NotAZipError(f"no local header signature at offset {offset}")
     _, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = fields
-    raw_name = blob.read_at(offset + _LOCAL.size, name_len)
-    extra = blob.read_at(offset + _LOCAL.size + name_len, extra_len)
+    end = _LOCAL.size + name_len + extra_len
+    if len(header) < end:
+        header += blob.read_at(offset + len(header), end - len(header))
+    raw_name = header[_LOCAL.size : _LOCAL.size + name_len]
+    extra = header[_LOCAL.size + name_len : end]
     if len(raw_name) != name_len or len(extra) != extra_len:
         raise NotAZipError(f"local header at offset {offset} is truncated")
     big_usize, big_csize = _zip64_values(extra, [usize == _U32_MAX, csize == _U32_MAX])
