@@ -89,6 +89,9 @@ class _Checked:
 def check(entry: LazyHandler, blob: Blob, accepted: bool, misses: dict[str, list[bytes]]) -> None:
     if accepted and entry.could_be is not None and not entry.could_be(_fresh(blob)):
         misses[entry.name].append(blob.head(64))
+    first = blob.head(1)
+    if accepted and entry.first_bytes is not None and first and first[0] not in entry.first_bytes:
+        misses[f"{entry.name} (first byte)"].append(blob.head(64))  # the dispatcher would not ask it
 
 
 def _fresh(blob: Blob) -> Blob:
@@ -244,3 +247,29 @@ def test_a_float_storage_is_identified_from_its_head_and_tail(tmp_path: Path) ->
     with open_file_blob(storage, "storage") as blob, blob.reads_counted(budget):
         assert identify(blob, HANDLERS).primary is None
     assert budget.used <= HEAD_BYTES + ZIP_END_RECORD + ZIP_MAX_COMMENT + hdf5_probes
+
+
+def test_first_byte_tests_pass_no_other_first_byte() -> None:
+    """A prefilter that declares its first bytes refuses content starting with any other byte (the
+    dispatcher skips it for such content), whatever follows."""
+    rng = random.Random(11)
+    declared = [entry for entry in HANDLERS if entry.first_bytes is not None]
+    assert {"placeholder", "numpy", "gzip", "onnx", "tensorflow", "executable", "hf-config"} <= {
+        entry.name for entry in declared
+    }
+    tails = [bytes(rng.randrange(256) for _ in range(600)) for _ in range(8)]
+    tails += [b"\x00" * 600, b" " * 600, b'{"a": 1}' * 60, b"<a/>" * 150, b"PK\x03\x04" * 150]
+    for entry in declared:
+        assert entry.could_be is not None and entry.first_bytes is not None
+        for byte in set(range(256)) - entry.first_bytes:
+            for tail in tails:
+                assert not entry.could_be(BufferBlob(bytes([byte]) + tail, ("b",))), (entry.name, byte)
+
+
+def test_the_dispatcher_asks_only_handlers_that_may_accept_the_first_byte() -> None:
+    table = Dispatcher(HANDLERS)._by_first_byte  # noqa: SLF001
+    numpy_entry = next(entry for entry in HANDLERS if entry.name == "numpy")
+    pickle_entry = next(entry for entry in HANDLERS if entry.name == "pickle")
+    assert numpy_entry in table[0x93] and numpy_entry not in table[0x80]
+    assert all(pickle_entry in candidates for candidates in table)  # no first bytes declared: always asked
+    assert all(list(candidates) == [e for e in HANDLERS if e in candidates] for candidates in table)

@@ -45,11 +45,22 @@ def identify(blob: Blob, handlers: Sequence[FormatHandler]) -> Identification:
     return Identification(deferred)
 
 
+def by_first_byte(handlers: Sequence[FormatHandler]) -> tuple[tuple[FormatHandler, ...], ...]:
+    """For each value of a blob's first byte, the handlers (in order) that may accept it: a handler that
+    declares `first_bytes` refuses content starting with any other byte, and is not asked about it."""
+    declared = [(handler, getattr(handler, "first_bytes", None)) for handler in handlers]
+    limited = [(handler, first if isinstance(first, frozenset) else None) for handler, first in declared]
+    return tuple(
+        tuple(handler for handler, first in limited if first is None or byte in first) for byte in range(256)
+    )
+
+
 class Dispatcher:
     """Scans a blob tree. Handlers are tried in order; a failure in one blob never stops the rest."""
 
     def __init__(self, handlers: Sequence[FormatHandler]) -> None:
         self._handlers = tuple(handlers)
+        self._by_first_byte = by_first_byte(self._handlers)
 
     def scan(self, blob: Blob, ctx: ScanContext) -> BlobScan:
         out = BlobScan(tree=FormatNode(name=blob.name, format="unknown", size=0))
@@ -60,7 +71,8 @@ class Dispatcher:
     def _scan_into(self, blob: Blob, ctx: ScanContext, out: BlobScan) -> FormatNode:
         try:
             size = blob.size
-            found = identify(blob, self._handlers)
+            first = blob.head(1)
+            found = identify(blob, self._by_first_byte[first[0]] if first else self._handlers)
             handler = found.primary
         except LimitExceeded as exc:
             out.issues.append(ScanIssue("limit", str(exc), Location(blob.chain)))

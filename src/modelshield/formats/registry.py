@@ -53,6 +53,12 @@ class LazyHandler:
     def version(self) -> str:
         return self.handler.version
 
+    @property
+    def first_bytes(self) -> frozenset[int] | None:
+        """The first bytes of every content the prefilter passes, when it says (see `FirstByteTest`)."""
+        first_bytes = getattr(self.could_be, "first_bytes", None)
+        return first_bytes if isinstance(first_bytes, frozenset) else None
+
     def sniff(self, blob: Blob) -> bool:
         if self.could_be is not None and not self.could_be(blob):
             return False

@@ -10,7 +10,7 @@ of the head, or a zip's end record, and imports nothing heavy.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from modelshield.engine.blob import Blob
 
@@ -68,6 +68,18 @@ _ZIP_MEMO = "signatures.zip_like"
 _ZIP_END_PATTERN = re.compile(re.escape(ZIP_END_SIG))
 
 
+class FirstByteTest:
+    """A prefilter that passes content starting with one of `first_bytes` only: the dispatcher need not
+    ask it about content that starts otherwise (`engine/dispatch.py`)."""
+
+    def __init__(self, test: Prefilter, first_bytes: Iterable[int]) -> None:
+        self._test = test
+        self.first_bytes = frozenset(first_bytes)
+
+    def __call__(self, blob: Blob) -> bool:
+        return self._test(blob)
+
+
 def magic(*prefixes: bytes, at: int = 0) -> Prefilter:
     """Content that starts (at byte `at`) with one of `prefixes`."""
     width = at + max(len(prefix) for prefix in prefixes)
@@ -75,6 +87,8 @@ def magic(*prefixes: bytes, at: int = 0) -> Prefilter:
     def starts_with(blob: Blob) -> bool:
         return blob.head(width)[at:].startswith(prefixes)
 
+    if at == 0 and all(prefixes):
+        return FirstByteTest(starts_with, (prefix[0] for prefix in prefixes))
     return starts_with
 
 
@@ -85,7 +99,7 @@ def first_byte_in(allowed: frozenset[int]) -> Prefilter:
         head = blob.head(1)
         return bool(head) and head[0] in allowed
 
-    return first
+    return FirstByteTest(first, allowed)
 
 
 def text(blob: Blob) -> bool:
@@ -116,15 +130,21 @@ remote_code_text = text_with_any(b"transformers")
 """Remote code imports transformers."""
 
 
-def json_object(blob: Blob) -> bool:
-    """Text whose first character, after a byte-order mark and white space, opens a JSON object."""
+def _json_object(blob: Blob) -> bool:
     return text(blob) and blob.head(64).lstrip(_BOM_AND_SPACE)[:1] == b"{"
 
 
-def markup(blob: Blob) -> bool:
-    """Content whose first character, after a byte-order mark and white space, opens an XML element (a
-    NUL later on does not stop an XML reader before it reports it)."""
+json_object = FirstByteTest(_json_object, b"{" + _BOM_AND_SPACE)
+"""Text whose first character, after a byte-order mark and white space, opens a JSON object."""
+
+
+def _markup(blob: Blob) -> bool:
     return blob.head(2048).lstrip(_BOM_AND_SPACE)[:1] == b"<"
+
+
+markup = FirstByteTest(_markup, b"<" + _BOM_AND_SPACE)
+"""Content whose first character, after a byte-order mark and white space, opens an XML element (a
+NUL later on does not stop an XML reader before it reports it)."""
 
 
 def zip_like(blob: Blob) -> bool:
@@ -169,9 +189,12 @@ def protobuf_tag(blob: Blob) -> bool:
     return first & 7 in (0, 1, 2, 5) and (first >= 0x80 or first >> 3 != 0)
 
 
-def onnx_model_start(blob: Blob) -> bool:
-    """At least four bytes, the first of them the start of a ModelProto field key."""
+def _onnx_model_start(blob: Blob) -> bool:
     return blob.size >= 4 and blob.head(1)[:1] != b"" and blob.head(1)[0] in _ONNX_FIRST_BYTES
+
+
+onnx_model_start = FirstByteTest(_onnx_model_start, _ONNX_FIRST_BYTES)
+"""At least four bytes, the first of them the start of a ModelProto field key."""
 
 
 def tf_keras_metadata(blob: Blob) -> bool:
