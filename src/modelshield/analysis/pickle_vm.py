@@ -301,12 +301,13 @@ class PickleMachine:
         max_objects = self.limits.max_pickle_objects
         objects = 0
         index = 0
+        handlers, names, allocates = self._handlers, _NAME_BY_BYTE, _ALLOCATES
         while True:
             if self.pos >= end:
                 self._malformed("stream ends without a STOP opcode (truncated pickle)", fatal=True)
                 break
             byte = data[self.pos]
-            name = _NAME_BY_BYTE[byte]
+            name = names[byte]
             self._op_index, self._op_offset, self._op_name = index, self.pos, name or f"0x{byte:02x}"
             if name is None:
                 self._malformed(f"invalid opcode byte 0x{byte:02x}", fatal=True)
@@ -317,7 +318,7 @@ class PickleMachine:
             if index > max_ops:
                 self.limit_hit = LimitExceeded("max_pickle_opcodes", index, max_ops)
                 break
-            if _ALLOCATES[byte]:
+            if allocates[byte]:
                 objects += 1
                 if objects > max_objects:
                     self.limit_hit = LimitExceeded("max_pickle_objects", objects, max_objects)
@@ -331,7 +332,7 @@ class PickleMachine:
                 if name == "STOP":
                     self._stop()
                     break
-                self._handlers[byte](self)  # type: ignore[misc]
+                handlers[byte](self)  # type: ignore[misc]
                 if self._frame_end is not None:
                     self._check_frame(op_start)
             except _Truncated:
@@ -384,6 +385,13 @@ class PickleMachine:
         view = self.data[self.pos : self.pos + n]
         self.pos += n
         return view
+
+    def _read_byte(self) -> int:
+        pos = self.pos
+        if pos >= len(self.data):
+            raise _Truncated
+        self.pos = pos + 1
+        return self.data[pos]
 
     def _readline(self) -> bytes:
         data = self.data
@@ -1112,7 +1120,7 @@ class PickleMachine:
         self._push(self._memo_get(index))
 
     def op_BINGET(self) -> None:
-        self._push(self._memo_get(self._read(1)[0]))
+        self._push(self._memo_get(self._read_byte()))
 
     def op_LONG_BINGET(self) -> None:
         self._push(self._memo_get(_UNPACK_U4(self._read(4))[0]))
@@ -1125,7 +1133,7 @@ class PickleMachine:
         self._memo_put(index, self._top())
 
     def op_BINPUT(self) -> None:
-        self._memo_put(self._read(1)[0], self._top())
+        self._memo_put(self._read_byte(), self._top())
 
     def op_LONG_BINPUT(self) -> None:
         self._memo_put(_UNPACK_U4(self._read(4))[0], self._top())
