@@ -267,7 +267,8 @@ def test_first_byte_tests_pass_no_other_first_byte() -> None:
 
 
 def test_the_dispatcher_asks_only_handlers_that_may_accept_the_first_byte() -> None:
-    table = Dispatcher(HANDLERS)._by_first_byte  # noqa: SLF001
+    index = Dispatcher(HANDLERS)._by_first_byte  # noqa: SLF001
+    table = [index[byte] for byte in range(256)]
     numpy_entry = next(entry for entry in HANDLERS if entry.name == "numpy")
     pickle_entry = next(entry for entry in HANDLERS if entry.name == "pickle")
     assert numpy_entry in table[0x93] and numpy_entry not in table[0x80]

@@ -45,14 +45,25 @@ def identify(blob: Blob, handlers: Sequence[FormatHandler]) -> Identification:
     return Identification(deferred)
 
 
-def by_first_byte(handlers: Sequence[FormatHandler]) -> tuple[tuple[FormatHandler, ...], ...]:
-    """For each value of a blob's first byte, the handlers (in order) that may accept it: a handler that
-    declares `first_bytes` refuses content starting with any other byte, and is not asked about it."""
-    declared = [(handler, getattr(handler, "first_bytes", None)) for handler in handlers]
-    limited = [(handler, first if isinstance(first, frozenset) else None) for handler, first in declared]
-    return tuple(
-        tuple(handler for handler, first in limited if first is None or byte in first) for byte in range(256)
-    )
+class FirstByteIndex:
+    """For a value of a blob's first byte, the handlers (in order) that may accept it: a handler that
+    declares `first_bytes` refuses content starting with any other byte, and is not asked about it.
+    Each value's list is made when a blob first starts with it."""
+
+    def __init__(self, handlers: tuple[FormatHandler, ...]) -> None:
+        declared = [(handler, getattr(handler, "first_bytes", None)) for handler in handlers]
+        self._limits = [
+            (handler, first if isinstance(first, frozenset) else None) for handler, first in declared
+        ]
+        self._handlers: dict[int, tuple[FormatHandler, ...]] = {}
+
+    def __getitem__(self, byte: int) -> tuple[FormatHandler, ...]:
+        found = self._handlers.get(byte)
+        if found is None:
+            found = self._handlers[byte] = tuple(
+                handler for handler, first in self._limits if first is None or byte in first
+            )
+        return found
 
 
 class Dispatcher:
@@ -60,7 +71,7 @@ class Dispatcher:
 
     def __init__(self, handlers: Sequence[FormatHandler]) -> None:
         self._handlers = tuple(handlers)
-        self._by_first_byte = by_first_byte(self._handlers)
+        self._by_first_byte = FirstByteIndex(self._handlers)
 
     def scan(self, blob: Blob, ctx: ScanContext) -> BlobScan:
         out = BlobScan(tree=FormatNode(name=blob.name, format="unknown", size=0))
