@@ -382,6 +382,8 @@ _NOT_FOR_A_LOCAL_SCAN = (
     "sqlalchemy",
     "rich",
     "click.testing",
+    "importlib.resources",  # the shipped allow/deny lists are read through pkgutil
+    "tempfile",
 )
 
 # Besides the above, a re-scan answered from the result cache reads no TOML and runs no handler.
