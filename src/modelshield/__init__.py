@@ -106,7 +106,9 @@ def scan(
     `jobs` files are scanned at once in worker processes (1: in this process); `isolate=True` scans
     every file in a child process held to the limits' child memory, CPU and wall-clock bounds, where
     a crash or a limit hit makes that file an error result. Files come back in the same order.
-    `hash_cache=False` neither reads nor writes the hash cache (see `engine.hash_cache`)."""
+    `hash_cache=False` neither reads nor writes the caches: the hash cache (`engine.hash_cache`) and the
+    result cache that relies on it (`engine.result_cache`: content already scanned under the same
+    settings is reported from it, `FileResult.from_cache`)."""
     from modelshield.engine.scanner import ScanOptions, scan_paths
 
     if isinstance(path_or_paths, (str, os.PathLike)):
