@@ -18,7 +18,7 @@ from tests.samples.pickles import os_system
 
 from modelshield import FileResult, Verdict
 from modelshield.cli import cli
-from modelshield.engine import hash_cache, scan_settings
+from modelshield.engine import hash_cache, scan_settings, workers
 from modelshield.engine.dispatch import Dispatcher
 from modelshield.engine.limits import DEFAULT_LIMITS
 from modelshield.engine.result_cache import CACHE_FILE, ResultCache, StoredScan, repeatable
@@ -227,7 +227,14 @@ def test_workers_report_what_the_cache_needs(tmp_path: Path, settled_now: None, 
     first = _scan(tmp_path, jobs=2)
     assert not any(f.from_cache for f in first)
     no_parsing()
-    again = _scan(tmp_path, jobs=2)
+
+    def no_workers(*args: object) -> None:
+        raise AssertionError("workers started for files the result cache answers")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(workers, "WorkerPool", no_workers)
+        again = _scan(tmp_path, jobs=2)
+        assert all(f.from_cache for f in _scan(tmp_path, jobs=2, isolate=True))
     assert all(f.from_cache for f in again)
     assert [f.verdict for f in again] == [f.verdict for f in first]
     (tmp_path / "model.bin").write_bytes(bytes(16))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +24,7 @@ class SideFileSeen:
     def still_so(self, folder: Path) -> bool:
         """Whether the name still leads, from `folder`, to a file in exactly the same state."""
         target = resolve_side_file(folder, self.name)
-        try:
-            now = FileStamp.of(os.stat(target)) if target is not None else None
-        except OSError:
-            now = None
-        return now == self.stamp
+        return (FileStamp.at(target) if target is not None else None) == self.stamp
 
 
 def resolve_side_file(folder: Path, name: str) -> Path | None:
@@ -74,11 +69,7 @@ class ScanContext:
         if self.folder is None or len(blob.chain) != 1:
             return None
         target = resolve_side_file(self.folder, name)
-        try:
-            stamp = FileStamp.of(os.stat(target)) if target is not None else None
-        except OSError:
-            stamp = None
-        self.side_files_seen.append(SideFileSeen(name, stamp))
+        self.side_files_seen.append(SideFileSeen(name, FileStamp.at(target) if target is not None else None))
         return target
 
     def where(self, blob: Blob, **position: object) -> Location:

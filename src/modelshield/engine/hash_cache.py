@@ -39,6 +39,14 @@ class FileStamp:
             return None
         return cls(status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
+    @classmethod
+    def at(cls, path: str | os.PathLike[str]) -> FileStamp | None:
+        """The stamp of the regular file at `path` (links followed); None if there is none to stamp."""
+        try:
+            return cls.of(os.stat(path))
+        except OSError:
+            return None
+
     def settled_before(self, moment_ns: int) -> bool:
         """Whether the last change is safely older than `moment_ns` (wall clock), when hashing began.
 

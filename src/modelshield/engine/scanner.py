@@ -277,24 +277,31 @@ def scan_paths(
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.monotonic()
     listed = list(targets if targets is not None else expand_paths(paths))
-    scannable = sum(1 for target in listed if target.refusal is None)
     with ExitStack() as stack:
-        pool = None
         cache = HashCache(options.cache_dir) if options.compute_hash and options.hash_cache else None
         if cache is not None:
             stack.enter_context(cache)
         stored = _result_cache(policy, options) if cache is not None and options.result_cache else None
         if stored is not None:
             stack.enter_context(stored)
-        parallel = options.jobs > 1 and scannable > 1 and _workers_pay(listed, options, cache)
-        if scannable and (options.isolate or parallel):
+
+        def start_pool(to_scan: Sequence[FileTarget]) -> WorkerPool | None:
+            """Worker processes for the files still to scan, when isolation or their number asks for them."""
+            parallel = options.jobs > 1 and len(to_scan) > 1 and _workers_pay(to_scan, options, cache)
+            if not to_scan or not (options.isolate or parallel):
+                return None
             from modelshield.engine.workers import WorkerPool
 
-            workers = min(options.jobs - _parent_helps(options), scannable)
-            # Started before the plan: the workers' start-up overlaps its stamping and hashing.
-            pool = stack.enter_context(WorkerPool(workers, options, policy))
+            workers = min(options.jobs - _parent_helps(options), len(to_scan))
+            return stack.enter_context(WorkerPool(workers, options, policy))
+
+        # Without a result cache every file is scanned: workers start before the plan, so their start-up
+        # overlaps its stamping and hashing. With one, they start only for the files it cannot answer.
+        scannable = [target for target in listed if target.refusal is None]
+        pool = start_pool(scannable) if stored is None else None
         plan = plan_scan(listed, options, cache)
-        results = _ScanRun(listed, plan, policy, options, (cache, stored), on_file, pool).run()
+        run = _ScanRun(listed, plan, policy, options, (cache, stored), on_file, pool)
+        results = run.run(None if stored is None else start_pool)
     finished = ScanResult(
         files=tuple(results),
         tool_version=__version__,
@@ -333,10 +340,9 @@ def _workers_pay(listed: Sequence[FileTarget], options: ScanOptions, cache: Hash
         return False
     total = 0
     for path in paths:
-        with suppress(OSError):
-            stamp = FileStamp.of(os.stat(path))
-            if stamp is not None and (cache is None or cache.lookup(stamp) is None):
-                total += stamp.size
+        stamp = FileStamp.at(path)
+        if stamp is not None and (cache is None or cache.lookup(stamp) is None):
+            total += stamp.size
     return total >= WORKERS_MIN_HASHED_BYTES
 
 
@@ -471,10 +477,15 @@ class _ScanRun:
         for copy, first in plan.copy_of.items():
             self._copies[first].append(copy)
 
-    def run(self) -> list[FileResult]:
+    def run(
+        self, start_pool: Callable[[Sequence[FileTarget]], WorkerPool | None] | None = None
+    ) -> list[FileResult]:
+        """Every file's result; `start_pool` starts workers (or not) for what the result cache leaves."""
         pending = [i for i in range(len(self._targets)) if i not in self._plan.copy_of]
         if self._stored is not None:
             pending = [i for i in pending if not self._reuse(i)]
+        if start_pool is not None:
+            self._pool = start_pool([self._targets[i] for i in pending if self._targets[i].refusal is None])
         while pending:
             pending = self._scan(pending)  # copies whose original changed under the scan come back
         return [result for result in self._results if result is not None]
@@ -521,10 +532,7 @@ class _ScanRun:
         target = self._targets[index]
         if stored is None or not stored.reusable_for(target.path):
             return False
-        try:
-            if FileStamp.of(os.stat(target.path)) != known.stamp:
-                return False
-        except OSError:
+        if FileStamp.at(target.path) != known.stamp:
             return False
         result = stored.result
         if result.path != target.display:
